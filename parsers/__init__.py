@@ -1,0 +1,1 @@
+"""Log format parsers: one module per format family, a registry and detection."""

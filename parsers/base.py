@@ -1,0 +1,58 @@
+"""The record every parser produces, and the errors it raises.
+
+A parser knows one log format and nothing about Plausible: it turns one line of text into a
+`LogRecord`. Everything downstream (events, filters, delivery, export) reads only this record.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class LogRecord:
+    """One request as a log line described it. Fields the format lacks stay None."""
+
+    time: float | None = None  # UTC, seconds since the epoch
+    client_ip: str | None = None  # as logged; may carry a port or brackets
+    method: str | None = None
+    uri: str | None = None  # request target as logged: path + query (or an absolute URL)
+    protocol: str | None = None
+    status: int | None = None
+    bytes_sent: int | None = None
+    referrer: str | None = None  # None when the log says "-" or nothing
+    user_agent: str | None = None  # None when the log says "-" or nothing
+    host: str | None = None  # virtual host / Host header
+    scheme: str | None = None  # "http"/"https" when the log knows it
+    xff: str | None = None  # X-Forwarded-For as logged
+    content_type: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)  # every other named field, raw
+
+
+class ParseError(ValueError):
+    """A line that does not fit the format. `position` is the character offset where it failed."""
+
+    def __init__(self, reason: str, position: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.position = position
+
+
+class SkipLine(Exception):
+    """A line that is part of the file's structure, not a request (a W3C `#Fields:` header...).
+
+    `reason` becomes a filter bucket, so such lines are still accounted for."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Parser:
+    """Base class of every format. One instance per input file: some formats (W3C, CloudFront)
+    learn their columns from a header inside the file."""
+
+    name: str = ""
+    description: str = ""
+
+    def parse(self, line: str) -> LogRecord:
+        raise NotImplementedError
