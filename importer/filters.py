@@ -1,55 +1,226 @@
-"""Which log records are page visits. Each rule names the reason it rejects a record, so every
-filtered line is counted under that reason in the summary."""
+"""Which log records are page visits (or opted-in custom events). Each rule names the reason it
+rejects a record, so every filtered line is counted under that reason in the summary.
+
+This runs once per line, so rules are built only for the options given and ordered cheapest
+first; the user-agent rule runs last because classifying a new user agent is by far the most
+expensive step (it is cached per distinct user agent).
+"""
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import fnmatch
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
 
 from parsers.base import LogRecord
 
-ASSET_EXTENSIONS = frozenset((
-    "css", "js", "mjs", "map", "json", "xml", "txt", "ico", "png", "jpg", "jpeg", "gif", "webp",
-    "avif", "svg", "bmp", "tif", "tiff", "woff", "woff2", "ttf", "otf", "eot", "mp3", "mp4",
-    "webm", "ogg", "ogv", "wav", "m4a", "m4v", "mov", "avi", "flac", "pdf", "zip", "gz", "tgz",
-    "bz2", "xz", "7z", "rar", "dmg", "exe", "msi", "deb", "rpm", "apk", "iso", "wasm"))
+from .clientip import BadAddress, ClientIpResolver, Network, in_networks
+from .sites import SiteRouter
+from .urls import extension_of, host_of_url, normalize_host, path_of, site_host, split_target
+
+# What Plausible's script tracks as `File Download` (DEFAULT_FILE_TYPES in its tracker),
+# compared as written: the script does not lowercase the extension either.
+DOWNLOAD_EXTENSIONS = frozenset((
+    "pdf", "xlsx", "docx", "txt", "rtf", "csv", "exe", "key", "pps", "ppt", "pptx", "7z", "pkg",
+    "rar", "gz", "zip", "avi", "mov", "mp4", "mpeg", "wmv", "midi", "mp3", "wav", "wma", "dmg"))
+ASSET_EXTENSIONS = DOWNLOAD_EXTENSIONS | frozenset((
+    "css", "js", "mjs", "map", "json", "xml", "ico", "png", "jpg", "jpeg", "gif", "webp", "avif",
+    "svg", "bmp", "tif", "tiff", "woff", "woff2", "ttf", "otf", "eot", "webm", "ogg", "ogv", "m4a",
+    "m4v", "flac", "aac", "tgz", "bz2", "xz", "msi", "deb", "rpm", "apk", "iso", "wasm", "doc",
+    "xls", "odt", "ods", "odp", "epub", "tar"))
+SPECIAL_PATHS = frozenset(("/robots.txt", "/favicon.ico"))
+PAGE_CONTENT_TYPES = ("text/html", "application/xhtml+xml")
+NON_HUMAN_KINDS = frozenset(("bot", "headless", "library", "monitor"))
+
+_CACHE_LIMIT = 200_000
 
 Rule = Callable[[LogRecord], str | None]
+Classify = Callable[[str], str]  # user agent -> kind: "bot", "headless", "library", "monitor", ""
 
 
-def path_of(uri: str) -> str:
-    """The path part of a request target (no query, no fragment)."""
-    for sep in ("?", "#"):
-        cut = uri.find(sep)
-        if cut >= 0:
-            uri = uri[:cut]
-    return uri
+def is_download(path: str) -> bool:
+    return extension_of(path) in DOWNLOAD_EXTENSIONS
 
 
-def extension_of(path: str) -> str:
-    return os.path.splitext(path.rsplit("/", 1)[-1])[1][1:].lower()
+class PageRule:
+    """The defaults: a GET answered 2xx or 304, of a page (not an asset, not robots.txt,
+    favicon.ico or /.well-known/), served as HTML where the log has a content type.
+
+    `track_404` lets 404 pages through (they become `404` events); `track_downloads` lets
+    downloads through (`File Download` events) when they were clicked on one of the site's own
+    pages: the script only sees clicks there, so the Referer must be a page of the same site."""
+
+    def __init__(self, track_downloads: bool = False, track_404: bool = False,
+                 same_site: Callable[[LogRecord], bool] | None = None) -> None:
+        self.track_downloads = track_downloads
+        self.track_404 = track_404
+        self.same_site = same_site or SameSite()
+
+    def __call__(self, record: LogRecord) -> str | None:
+        method = record.method
+        if method != "GET":
+            return "bad_request" if method is None else "method"
+        status = record.status
+        if status is not None and not (200 <= status < 300 or status == 304) and not (
+                status == 404 and self.track_404):
+            return "status"
+        path = path_of(record.uri or "/")
+        if path in SPECIAL_PATHS or path.startswith("/.well-known/"):
+            return "special_path"
+        extension = extension_of(path)
+        if extension:
+            if self.track_downloads and extension in DOWNLOAD_EXTENSIONS:
+                return self._download(record)
+            if extension.lower() in ASSET_EXTENSIONS:
+                return "asset"
+        content_type = record.content_type
+        if content_type is not None and not content_type.lower().startswith(PAGE_CONTENT_TYPES):
+            return "content_type"
+        return None
+
+    def _download(self, record: LogRecord) -> str | None:
+        if record.status == 206:  # a range of a file already counted (players, resumes)
+            return "partial_download"
+        if record.status == 404:
+            return "status"
+        return None if self.same_site(record) else "download_not_from_site"
 
 
-def method_rule(record: LogRecord) -> str | None:
-    if record.method is None:
-        return "bad_request"
-    return None if record.method == "GET" else "method"
+class SameSite:
+    """Is a request's Referer a page of the same site? Yes when the referrer's host (ignoring
+    `www.`) is the logged host, one of `hosts` (`--host`, the domain), or a host that
+    `--domain-map` sends to the same site."""
+
+    def __init__(self, sites: SiteRouter | None = None, hosts: Sequence[str] = ()) -> None:
+        self.sites = sites or SiteRouter()
+        self.hosts = frozenset(h for h in map(site_host, hosts) if h)
+
+    def __call__(self, record: LogRecord) -> bool:
+        referrer = host_of_url(record.referrer)
+        if referrer is None:
+            return False
+        if referrer in self.hosts:
+            return True
+        host = site_host(record.host or split_target(record.uri or "/")[0])
+        if referrer == host:
+            return True
+        mapped = self.sites.mapped(referrer)
+        return mapped is not None and mapped == self.sites.mapped(host)
 
 
-def status_rule(record: LogRecord) -> str | None:
-    status = record.status
-    return None if status in (200, 304) else "status"
+def time_rule(since: float | None, until: float | None) -> Rule:
+    """`--since` (inclusive) / `--until` (exclusive), in UTC epoch seconds."""
+    low = float("-inf") if since is None else since
+    high = float("inf") if until is None else until
+
+    def rule(record: LogRecord) -> str | None:
+        t = record.time
+        if t is None:
+            return "no_time"
+        if t < low:
+            return "before_since"
+        return "after_until" if t >= high else None
+
+    return rule
 
 
-def asset_rule(record: LogRecord) -> str | None:
-    return "asset" if extension_of(path_of(record.uri or "")) in ASSET_EXTENSIONS else None
+def _globs(patterns: Sequence[str]) -> re.Pattern | None:
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
 
 
-@dataclass
+def path_rule(exclude: Sequence[str] = (), include: Sequence[str] = ()) -> Rule:
+    """`--exclude-path` / `--include-path` globs on the path (no query); `*` spans `/`."""
+    excluded, included = _globs(exclude), _globs(include)
+
+    def rule(record: LogRecord) -> str | None:
+        path = path_of(record.uri or "/")
+        if excluded is not None and excluded.match(path):
+            return "excluded_path"
+        if included is not None and not included.match(path):
+            return "not_included_path"
+        return None
+
+    return rule
+
+
+def ip_rule(networks: Sequence[Network], client_ips: ClientIpResolver) -> Rule:
+    """`--exclude-ip`: on the visitor's address as it would be sent (after X-Forwarded-For)."""
+    verdicts: dict[str, bool] = {}
+
+    def rule(record: LogRecord) -> str | None:
+        try:
+            address = client_ips.resolve(record)
+        except BadAddress:
+            return None  # the event builder reports it as malformed
+        excluded = verdicts.get(address)
+        if excluded is None:
+            if len(verdicts) >= _CACHE_LIMIT:
+                verdicts.clear()
+            excluded = verdicts[address] = in_networks(address, networks)
+        return "excluded_ip" if excluded else None
+
+    return rule
+
+
+def host_rule(sites: SiteRouter, unmapped: Counter) -> Rule:
+    """`--domain-map`: a host without a site is filtered, and counted per host in `unmapped`."""
+
+    def rule(record: LogRecord) -> str | None:
+        host = record.host or split_target(record.uri or "/")[0]
+        if sites.domain_for(host) is not None:
+            return None
+        unmapped[normalize_host(host) or host or "(no host logged)"] += 1
+        return "unmapped_host"
+
+    return rule
+
+
+class UserAgentRule:
+    """`--exclude-ua` substrings (case-insensitive), then non-human clients (unless
+    `--keep-bots`): one verdict per distinct user agent, cached."""
+
+    def __init__(self, classify: Classify | None, exclude: Sequence[str] = ()) -> None:
+        self.classify = classify
+        self.exclude = tuple(s.lower() for s in exclude)
+        self.verdicts: dict[str, str | None] = {}
+
+    def __call__(self, record: LogRecord) -> str | None:
+        ua = record.user_agent or ""
+        try:
+            return self.verdicts[ua]
+        except KeyError:
+            if len(self.verdicts) >= _CACHE_LIMIT:  # a flood of random UAs must not eat memory
+                self.verdicts.clear()
+            verdict = self.verdicts[ua] = self._judge(ua)
+            return verdict
+
+    def _judge(self, ua: str) -> str | None:
+        lowered = ua.lower()
+        if any(s in lowered for s in self.exclude):
+            return "excluded_ua"
+        if self.classify is None or not ua:  # Plausible does not treat a missing UA as a bot
+            return None
+        kind = self.classify(ua)
+        return kind if kind in NON_HUMAN_KINDS else None
+
+
+def default_classify() -> Classify:
+    """The process-wide classifier (Matomo's device-detector database, cached per UA), imported
+    only when needed: loading it takes seconds."""
+    from .useragents import classifier
+
+    return classifier.kind
+
+
 class FilterChain:
     """Rules run in order; the first one that objects names the reason."""
 
-    rules: list[Rule] = field(default_factory=lambda: [method_rule, status_rule, asset_rule])
+    def __init__(self, rules: Sequence[Rule] | None = None) -> None:
+        if rules is None:
+            rules = [PageRule(), UserAgentRule(default_classify())]
+        self.rules = list(rules)
 
     def reason(self, record: LogRecord) -> str | None:
         for rule in self.rules:

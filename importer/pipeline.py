@@ -6,21 +6,26 @@ event, and a sink (the Events API, a CSV export, a dry run) consumes events.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
 from parsers.base import ParseError, Parser, SkipLine
-from parsers.registry import SNIFF_LINES, UnknownFormat, detect, get_parser
+from parsers.registry import SNIFF_LINES, UnknownFormat, detect, explain_failure, get_parser
 from parsers.timefmt import TimeParser
 
 from .events import Event, Origin
 from .filters import FilterChain
+from .follow import Follower
+from .parallel import Workers
 from .sources import Line, Source, expand_inputs, open_source
-from .summary import Counters
+from .state import DUPLICATE, Checkpoint, Cursor
+from .summary import MALFORMED_SHOWN, Counters
 from .transform import EventBuilder, MalformedRecord
 
 
@@ -46,25 +51,49 @@ class Pipeline:
     rejects: IO[str] | None = None
     stop_requested: bool = False
     failed_inputs: list[str] = field(default_factory=list)
+    # Where each file got to and which events were sent (state.py); None: read all, no dedupe.
+    checkpoint: Checkpoint | None = None
+    follow: bool = False  # after the inputs, keep reading them as they grow (needs checkpoint)
+    workers: int = 1  # processes parsing big files (parallel.py); 1: all in this one
 
     def run(self) -> Counters:
         started = time.monotonic()
+        follower = None
+        if self.follow:
+            follower = Follower(self.inputs, self.checkpoint, self._poll, self._stopped)
         paths = expand_inputs(self.inputs)
         sources = [open_source(p) for p in paths]
         bar = self._progress_bar(sources)
+        self._workers = Workers(self, self.workers)
         try:
             for source in sources:
                 if self.stop_requested:
                     break
                 self._run_source(source, bar)
+            if follower is not None:
+                follower.run()
         finally:
+            self._workers.close()
             self.sink.close()
             if bar is not None:
                 bar.close()
             self.counters.elapsed_s = time.monotonic() - started
         return self.counters
 
-    def _run_source(self, source: Source, bar) -> None:
+    def _poll(self, source: Source) -> None:
+        self._run_source(source, None, polling=True)
+
+    def _stopped(self) -> bool:
+        return self.stop_requested
+
+    def _run_source(self, source: Source, bar, polling: bool = False) -> None:
+        counters = self.counters
+        cursor = self.checkpoint.open(source) if self.checkpoint is not None else None
+        start, lineno = cursor.start if cursor is not None else (0, 0)
+        if lineno and not polling:
+            counters.notes["already_imported_lines"] += lineno
+        if cursor is not None and cursor.up_to_date:
+            return
         lines = source.lines()
         head = list(itertools.islice(lines, SNIFF_LINES))
         try:
@@ -76,11 +105,31 @@ class Pipeline:
             self.failed_inputs.append(source.name)
             self.counters.warn(message.splitlines()[0] + " (file skipped)")
             return
+        sniffed = head
+        if start:
+            head, lines = _resume(parser, head, lines, source, start, lineno)
+        if not polling and self._workers.takes(source):
+            lines.close()
+            self._workers.run(source, sniffed, start, lineno, cursor, bar)
+        else:
+            self._read(source, itertools.chain(head, lines), parser, cursor, bar)
+        if cursor is not None:
+            cursor.finish(reached_end=not self.stop_requested and not source.held_back)
+        if source.warning:
+            counters.warn(f"{source.name}: {source.warning}")
+        if source.held_back and not polling:
+            counters.notes["unfinished_last_line"] += 1
+            counters.warn(f"{source.name}: its last line is unfinished (the file is still being "
+                          "written); the next run reads it")
+
+    def _read(self, source: Source, lines, parser: Parser, cursor: Cursor | None, bar) -> None:
         counters = self.counters
         last_position = 0
-        for line in itertools.chain(head, lines):
+        for line in lines:
             counters.lines_read += 1
-            self._account(source, line, parser)
+            self._account(source, line, parser, cursor)
+            if cursor is not None:
+                cursor.advance(line)
             if bar is not None and counters.lines_read % 2000 == 0:
                 bar.update(source.position - last_position)
                 last_position = source.position
@@ -90,48 +139,68 @@ class Pipeline:
                 break
         if bar is not None:
             bar.update(source.position - last_position)
-        if source.warning:
-            counters.warn(f"{source.name}: {source.warning}")
-        if source.held_back:
-            counters.notes["unfinished_last_line"] += 1
-            counters.warn(f"{source.name}: its last line is unfinished (the file is still being "
-                          "written); the next run reads it")
 
-    def _account(self, source: Source, line: Line, parser: Parser) -> None:
+    def _account(self, source: Source, line: Line, parser: Parser, cursor: Cursor | None
+                 ) -> None:
         """Put one line into exactly one bucket (or hand its event to the sink)."""
+        found = self._examine(source, line, parser, cursor is not None)
+        if found is not None:
+            self._settle(source, line, cursor, *found)
+
+    def _examine(self, source: Source, line: Line, parser: Parser, keyed: bool
+                 ) -> tuple[Event, bytes, float | None] | None:
+        """Parse, filter, build: the per-line work that needs no run-wide state, which worker
+        processes do for big files (parallel.py). Counts a line that ends here; returns
+        (event, dedupe key, time) for one that may become an event."""
         counters = self.counters
         if line.invalid_utf8:
             counters.notes["invalid_utf8"] += 1
         if not line.text.strip():
             counters.filter("blank_line")
-            return
+            return None
         try:
             record = parser.parse(line.text)
         except SkipLine as skip:
-            counters.filter(skip.reason)
-            return
+            counters.filter(skip.reason, line.text)
+            return None
         except ParseError as exc:
-            reason = exc.reason
-            explain = getattr(parser, "failure_position", None)
-            if explain is not None and len(self.counters.malformed_samples) < 5:
-                column, expected = explain(line.text)
-                reason += f", fails at column {column + 1}" + (
-                    f" (expected {expected})" if expected else "")
-            self._malformed(source, line, reason)
-            return
+            self._malformed(source, line, exc.reason,
+                            explain=lambda e=exc: _explain(parser, line.text, e))
+            return None
         reason = self.filters.reason(record)
         if reason is not None:
-            counters.filter(reason)
-            return
+            counters.filter(reason, line.text)
+            return None
         try:
             event = self.builder.build(record, Origin(source.name, line.lineno, line.end))
         except MalformedRecord as exc:
             self._malformed(source, line, str(exc))
-            return
+            return None
+        return event, self.checkpoint.key(record) if keyed else b"", record.time
+
+    def _settle(self, source: Source, line: Line, cursor: Cursor | None, event: Event,
+                key: bytes, when: float | None) -> None:
+        """Dedupe, then the sink: run-wide state, so in this process and in log order."""
+        counters = self.counters
+        if cursor is not None:
+            known = cursor.known(key, when)
+            if known == DUPLICATE:
+                counters.duplicates += 1
+                return
+            if known is not None:
+                counters.filter(known, line.text)
+                return
         counters.events += 1
+        if cursor is not None:
+            cursor.submit(event, key)  # first: the sink may settle it at once
         self.sink.submit(event)
 
-    def _malformed(self, source: Source, line: Line, reason: str) -> None:
+    def _malformed(self, source: Source, line: Line, reason: str,
+                   explain: Callable[[], str] | None = None) -> None:
+        """Count a malformed line, and write it to --rejects. The first few shown also say
+        where they stop fitting: `explain` gives that reason, slowly."""
+        if explain is not None and len(self.counters.malformed_samples) < MALFORMED_SHOWN:
+            reason = explain()
         where = f"{source.name}:{line.lineno}"
         self.counters.malformed_line(where, reason)
         if self.rejects is not None:
@@ -150,6 +219,26 @@ class Pipeline:
         total = sum(s.size for s in sources) or None
         return tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr,
                     desc="reading", dynamic_ncols=True)
+
+
+def _explain(parser: Parser, text: str, exc: ParseError) -> str:
+    column, detail = explain_failure(parser, text, exc)
+    return exc.reason + f", fails at column {column + 1}" + (
+        f" ({detail})" if detail != exc.reason else "")
+
+
+def _resume(parser: Parser, head: list[Line], lines, source: Source, start: int, lineno: int):
+    """Continue at `start`, where an earlier run got to. The parser still sees the lines before
+    it among the first ones read: a W3C or CloudFront header there names the columns."""
+    for line in head:
+        if line.end > start:
+            break
+        with contextlib.suppress(ParseError, SkipLine):
+            parser.parse(line.text)
+    if head and head[-1].end >= start:
+        return [line for line in head if line.end > start], lines
+    lines.close()
+    return [], source.lines(start, lineno)
 
 
 def private_file(path: str, mode: str = "w") -> IO[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bz2
 import glob
 import gzip
+import io
 import lzma
 import os
 import re
@@ -29,6 +30,7 @@ MAGIC = {
 # written: it is left for the next run instead of being parsed half-written.
 STILL_WRITING_S = 300
 MAX_LINE = 16 * 1024 * 1024  # longer "lines" are cut and reported as malformed downstream
+CHUNK_SIZE = 1 << 20  # bytes read at a time: lines are split and decoded a chunk at a time
 
 
 class InputError(Exception):
@@ -41,6 +43,45 @@ class Line:
     end: int  # offset in the decompressed stream just after this line's newline
     text: str
     invalid_utf8: bool = False
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Consecutive lines of a stream, undecoded. Each ends with a newline, except the stream's
+    last line and a line cut at MAX_LINE, which come alone; `end` is the offset after the last
+    line (past what `data` kept of a cut one)."""
+
+    data: bytes
+    lineno: int  # lines before this chunk
+    start: int  # offset of its first byte in the decompressed stream
+    end: int
+
+    def lines(self) -> list[Line]:
+        data = self.data
+        lineno, end = self.lineno, self.start
+        out = []
+        if data.isascii() and b"\r" not in data and b"\x00" not in data:
+            texts = data.decode("ascii").split("\n")  # the common case, decoded at once
+            if data.endswith(b"\n"):
+                texts.pop()
+            for text in texts:
+                lineno += 1
+                end += len(text) + 1
+                out.append(Line(lineno, end, text))
+        else:
+            raws = data.split(b"\n")
+            if data.endswith(b"\n"):
+                raws.pop()
+            for raw in raws:
+                lineno += 1
+                text, invalid = _decode(raw)
+                if end == 0 and text.startswith("\ufeff"):  # a byte order mark (IIS)
+                    text = text[1:]
+                end += len(raw) + 1
+                out.append(Line(lineno, end, text, invalid))
+        if out:
+            out[-1].end = self.end  # the last line may have no newline, or be cut
+        return out
 
 
 @dataclass
@@ -58,44 +99,98 @@ class Source:
             return sys.stdin.buffer
         return open(self.path, "rb")
 
-    def lines(self, start: int = 0) -> Iterator[Line]:
-        """Lines from `start` (a decompressed offset a checkpoint gave). Never raises on a
-        damaged compressed stream: it stops, keeps what was read and sets `warning`."""
+    def lines(self, start: int = 0, lineno: int | None = None) -> Iterator[Line]:
+        """Lines from `start` (a decompressed offset a checkpoint gave; `lineno`: the lines
+        before it, if known). Never raises on a damaged compressed stream: it stops, keeps what
+        was read and sets `warning`."""
+        chunks = self.chunks(start, lineno)
+        try:
+            for chunk in chunks:
+                yield from chunk.lines()
+        finally:
+            chunks.close()
+
+    def chunks(self, start: int = 0, lineno: int | None = None,
+               size: int = CHUNK_SIZE) -> Iterator[Chunk]:
+        """The same lines as `lines`, as `Chunk`s of about `size` bytes (parallel.py hands them
+        to worker processes undecoded)."""
         raw = self.open_raw()
         try:
             stream = _decompressor(raw, self.compression)
-            yield from self._read(raw, stream, start)
+            yield from self._read(raw, stream, start, lineno, size)
         finally:
             if self.path is not None:
                 raw.close()
 
-    def _read(self, raw: BinaryIO, stream: BinaryIO, start: int) -> Iterator[Line]:
+    def head(self, size: int) -> bytes:
+        """The first `size` decompressed bytes of a file (what checkpoints know it by); b""
+        when they cannot be read."""
+        with open(self.path, "rb") as raw:
+            try:
+                return _decompressor(raw, self.compression).read(size)
+            except (EOFError, OSError, zlib.error, lzma.LZMAError):
+                return b""
+
+    def _read(self, raw: BinaryIO, stream: BinaryIO, start: int, known_lineno: int | None,
+              size: int) -> Iterator[Chunk]:
         plain_file = self.compression == "plain" and self.path is not None
         offset = lineno = 0
         if start and plain_file:
-            lineno = _count_lines(stream, start)
+            # Seeking is instant; counting the lines before `start` reads them all.
+            lineno = _count_lines(stream, start) if known_lineno is None else known_lineno
             stream.seek(start)
             offset = start
         elif start:
             offset, lineno = _skip(stream, start)
+        size = min(size, MAX_LINE)  # so only a block's first line can outgrow MAX_LINE
+        pending: list[bytes] = []  # the start of a line whose newline is not read yet
+        waiting = 0  # its length, at most MAX_LINE
+        dropped = 0  # the bytes of a line past MAX_LINE: read, counted and dropped
         while True:
             try:
-                data = stream.readline(MAX_LINE)
+                # read1: one read of the underlying stream, so a damaged stream loses nothing
+                # that was decompressed before the damage.
+                block = stream.read1(size)
             except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
                 self.warning = f"{self.compression} stream is damaged after byte {offset} " \
                                f"({exc.__class__.__name__}: {exc}); kept the lines before it"
                 return
-            if not data:
-                return
-            unfinished = not data.endswith(b"\n") and len(data) < MAX_LINE
-            if unfinished and plain_file and self._still_being_written():
-                self.held_back = len(data)
-                return
-            offset += len(data)
-            lineno += 1
+            if not block:
+                break
             self.position = raw.tell() if self.path is not None else offset
-            text, invalid = _decode(data)
-            yield Line(lineno, offset, text, invalid)
+            newline = block.find(b"\n")
+            if newline < 0:
+                if waiting + len(block) > MAX_LINE:
+                    dropped += waiting + len(block) - MAX_LINE
+                    block = block[:MAX_LINE - waiting]
+                pending.append(block)
+                waiting += len(block)
+                continue
+            if waiting + newline + 1 > MAX_LINE:
+                # Past MAX_LINE the rest of the line is dropped: one (malformed) line, not many.
+                kept = (b"".join(pending) + block[:newline])[:MAX_LINE]
+                length = waiting + dropped + newline + 1
+                yield Chunk(kept, lineno, offset, offset + length)
+                offset += length
+                lineno += 1
+                pending, waiting, dropped = [], 0, 0
+                block = block[newline + 1:]
+            last = block.rfind(b"\n") + 1
+            if last:
+                data = b"".join(pending) + block[:last] if pending else block[:last]
+                yield Chunk(data, lineno, offset, offset + len(data))
+                offset += len(data)
+                lineno += data.count(b"\n")
+                pending, waiting = [], 0
+            if last < len(block):
+                pending.append(block[last:])
+                waiting += len(block) - last
+        if not pending:
+            return
+        if waiting < MAX_LINE and plain_file and self._still_being_written():
+            self.held_back = waiting
+            return
+        yield Chunk(b"".join(pending), lineno, offset, offset + waiting + dropped)
 
     def _still_being_written(self) -> bool:
         try:
@@ -138,13 +233,53 @@ def _decompressor(raw: BinaryIO, compression: str) -> BinaryIO:
     if compression == "xz":
         return lzma.LZMAFile(raw)
     if compression == "zstd":
-        import io
+        return io.BufferedReader(_ZstdFrames(raw), buffer_size=1 << 16)
+    return raw
 
+
+class _ZstdFrames(io.RawIOBase):
+    """Decompressed zstd frames, one after another. Unlike zstandard's stream reader, it
+    raises EOFError when the input ends inside a frame (a truncated file), as gzip does."""
+
+    def __init__(self, raw: BinaryIO) -> None:
         import zstandard
 
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        return io.BufferedReader(reader)
-    return raw
+        self._raw = raw
+        self._new_frame = zstandard.ZstdDecompressor().decompressobj
+        self._error = zstandard.ZstdError
+        self._frame = self._new_frame()
+        self._in_frame = False  # input went into the current frame and its end is not seen yet
+        self._out = b""
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self._pos >= len(self._out):
+            chunk = self._raw.read(1 << 16)
+            if not chunk:
+                if self._in_frame:
+                    raise EOFError("zstd stream ended inside a frame")
+                return 0
+            try:
+                self._out, self._pos = self._decompress(chunk), 0
+            except self._error as exc:
+                raise OSError(f"zstd: {exc}") from None
+        n = min(len(buffer), len(self._out) - self._pos)
+        buffer[:n] = self._out[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def _decompress(self, chunk: bytes) -> bytes:
+        out = []
+        while chunk:
+            if self._frame.eof:
+                self._frame = self._new_frame()
+            out.append(self._frame.decompress(chunk))
+            self._in_frame = not self._frame.eof
+            chunk = self._frame.unused_data if self._frame.eof else b""
+        return b"".join(out)
 
 
 def sniff_compression(head: bytes) -> str:
@@ -176,21 +311,21 @@ def _stdin_source() -> Source:
     return Source("-", None, sniff_compression(head))
 
 
-_ROTATION = re.compile(r"^(?P<base>.*?)(?:[.-](?P<n>\d{1,4}))?(?P<ext>\.(?:gz|bz2|xz|zst))?$")
+_ROTATION = re.compile(r"^(?P<base>.*?)(?:[.-](?P<n>\d+))?(?P<ext>\.(?:gz|bz2|xz|zst))?$")
 
 
-def rotation_key(path: str) -> tuple[str, int]:
-    """Sort key for rotated sets: access.log.3.gz < access.log.2 < access.log.1 < access.log.
-
-    Date-stamped names (access.log-20261125) sort by their stamp, which is already in order."""
+def rotation_key(path: str) -> tuple[str, int, int]:
+    """Sort key for rotated sets, oldest first: access.log.3.gz, access.log.2, access.log.1,
+    access.log. Date-stamped names (logrotate's dateext: access.log-20261125) come before the
+    live file too, in date order."""
     m = _ROTATION.match(os.path.basename(path))
     base = os.path.join(os.path.dirname(path), m.group("base"))
     n = m.group("n")
     if n is None:
-        return (base, 0)
-    if len(n) >= 8:  # a date stamp, oldest first is ascending
-        return (base + "-" + n, 0)
-    return (base, -int(n))
+        return (base, 2, 0)
+    if len(n) >= 8:  # a date stamp: ascending is oldest first
+        return (base, 0, int(n))
+    return (base, 1, -int(n))
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 MALFORMED_SHOWN = 5
+UNMAPPED_SHOWN = 10  # in the text summary; the JSON lists up to 100
 
 
 @dataclass
@@ -32,11 +33,18 @@ class Counters:
     notes: Counter = field(default_factory=Counter)  # not buckets: url_truncated, invalid_utf8...
     warnings: list[str] = field(default_factory=list)
     malformed_samples: list[str] = field(default_factory=list)
+    unmapped_hosts: Counter = field(default_factory=Counter)  # --domain-map: host -> lines
+    explain: int = 0  # --explain N: keep N sample lines per filter reason
+    filter_samples: dict[str, list[str]] = field(default_factory=dict)
     elapsed_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def filter(self, reason: str) -> None:
+    def filter(self, reason: str, line: str | None = None) -> None:
         self.filtered[reason] += 1
+        if self.explain and line is not None:
+            samples = self.filter_samples.setdefault(reason, [])
+            if len(samples) < self.explain:
+                samples.append(line)
 
     def malformed_line(self, where: str, reason: str) -> None:
         self.malformed += 1
@@ -76,6 +84,8 @@ class Counters:
             "notes": dict(sorted(self.notes.items())),
             "warnings": list(self.warnings),
             "malformed_samples": list(self.malformed_samples),
+            "unmapped_hosts": dict(self.unmapped_hosts.most_common(100)),
+            "filter_samples": {k: list(v) for k, v in sorted(self.filter_samples.items())},
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
@@ -111,5 +121,14 @@ class Counters:
         if self.malformed_samples:
             lines.append("first malformed lines:")
             lines.extend("  " + s for s in self.malformed_samples)
+        if self.unmapped_hosts:
+            shown = ", ".join(f"{host} ({n:,})" for host, n in
+                              self.unmapped_hosts.most_common(UNMAPPED_SHOWN))
+            more = len(self.unmapped_hosts) - UNMAPPED_SHOWN
+            lines.append(f"unmapped hosts (add --domain-map HOST=DOMAIN): {shown}"
+                         + (f" and {more:,} more" if more > 0 else ""))
+        for reason, samples in sorted(self.filter_samples.items()):
+            lines.append(f"filtered as {reason}, e.g.:")
+            lines.extend("  " + s for s in samples)
         lines.extend("warning: " + w for w in self.warnings)
         return "\n".join(lines)

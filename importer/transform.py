@@ -1,43 +1,135 @@
-"""Records to events: build the URL, referrer, client IP and UA Plausible should receive."""
+"""Records to events: the URL, domain, client IP, name and props Plausible should receive.
+
+A record reaching the builder passed the filter chain; the builder decides what it becomes
+(`pageview`, `404`, `File Download`) and raises MalformedRecord when it cannot become an event.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 
 from parsers.base import LogRecord
 
+from .clientip import BadAddress, ClientIpResolver
 from .events import Event, Origin
+from .filters import is_download
+from .sites import SiteRouter
+from .urls import (
+    MAX_URL_BYTES,
+    byte_length,
+    clean_target,
+    drop_query,
+    normalize_host,
+    path_of,
+    split_target,
+)
+
+# Plausible's limits on props: beyond them it rejects the whole event (400).
+MAX_PROPS = 30
+MAX_PROP_KEY_BYTES = 300
+MAX_PROP_VALUE_BYTES = 2000
+
+_RECORD_FIELDS = frozenset(f.name for f in fields(LogRecord)) - {"fields"}
 
 
 class MalformedRecord(ValueError):
     """A record that parsed but cannot become an event (no client address, no path...)."""
 
 
+@dataclass(frozen=True)
+class PropSpec:
+    """`--prop NAME=FIELD`: a LogRecord field (status, method, host...) or any other field the
+    log format names (`upstream_cache_status`, `request_time`...)."""
+
+    name: str
+    field: str
+
+    def getter(self) -> Callable[[LogRecord], object]:
+        if self.field in _RECORD_FIELDS:
+            return operator.attrgetter(self.field)
+        return lambda record, key=self.field: record.fields.get(key)
+
+
 @dataclass
 class EventBuilder:
-    domain: str
-    host: str | None = None  # the host for page URLs; defaults to the domain
-    scheme: str = "https"
+    domain: str | None = None  # the site, when there is no --domain-map
+    host: str | None = None  # the host for page URLs; default: the logged host, else the domain
+    scheme: str = "https"  # when the log does not say
+    sites: SiteRouter | None = None  # default: everything to `domain`
+    client_ips: ClientIpResolver = field(default_factory=ClientIpResolver)
+    track_downloads: bool = False
+    track_404: bool = False
+    props: tuple[PropSpec, ...] = ()
+    notes: Counter = field(default_factory=Counter)  # url_truncated, prop_truncated
+
+    def __post_init__(self) -> None:
+        if self.sites is None:
+            self.sites = SiteRouter(self.domain)
+        fallback = self.host or (self.sites.default or "").split(",")[0]
+        self._fallback_host = normalize_host(fallback) or fallback
+        self._props = [(p.name, p.getter()) for p in self.props]
 
     def build(self, record: LogRecord, origin: Origin | None = None) -> Event:
-        if not record.client_ip:
-            raise MalformedRecord("no client address")
+        try:
+            ip = self.client_ips.resolve(record)
+        except BadAddress as exc:
+            raise MalformedRecord(f"client address: {exc}") from None
         if not record.uri:
             raise MalformedRecord("no request path")
-        return Event(
-            name="pageview",
-            url=self.url_for(record),
-            domain=self.domain,
-            ip=record.client_ip,
-            user_agent=record.user_agent or "",
-            time=record.time,
-            referrer=record.referrer,
-            origin=origin,
-        )
+        target_host, target = split_target(record.uri)
+        logged_host = record.host or target_host
+        domain = self.sites.domain_for(logged_host)
+        if domain is None:
+            raise MalformedRecord(f"no site for host {logged_host!r} (see --domain-map)")
+        target = clean_target(target)
+        host = self.host or normalize_host(logged_host) or self._fallback_host
+        url = self.url(record.scheme or self.scheme, host, target)
+        name, referrer, props = "pageview", record.referrer, {}
+        if self.track_404 and record.status == 404:
+            name, props = "404", {"path": path_of(target)}
+        elif self.track_downloads and is_download(path_of(target)):
+            # Plausible's script sends it from the page where the link was clicked (the
+            # Referer), with the file's URL, without its query, as the `url` prop.
+            name, props = "File Download", {"url": drop_query(url)}
+            url, referrer = self.referring_page(record.referrer, url), None
+        for key, get in self._props:
+            value = self.prop_value(get(record))
+            if value is not None:
+                props[key] = value
+        return Event(name=name, url=url, domain=domain, ip=ip, user_agent=record.user_agent or "",
+                     time=record.time, referrer=referrer, props=props, origin=origin)
 
-    def url_for(self, record: LogRecord) -> str:
-        uri = record.uri or "/"
-        if "://" in uri.split("?", 1)[0]:  # proxies log absolute targets
-            return uri
-        if not uri.startswith("/"):
-            uri = "/" + uri
-        return f"{self.scheme}://{self.host or self.domain}{uri}"
+    def url(self, scheme: str, host: str, target: str) -> str:
+        """The page URL; over Plausible's 2,000-byte limit the query is dropped (noted)."""
+        url = f"{scheme}://{host}{target}"
+        if byte_length(url) <= MAX_URL_BYTES:
+            return url
+        url = f"{scheme}://{host}{drop_query(target)}"
+        if byte_length(url) > MAX_URL_BYTES:
+            raise MalformedRecord(f"URL over {MAX_URL_BYTES} bytes even without its query")
+        self.notes["url_truncated"] += 1
+        return url
+
+    def referring_page(self, referrer: str | None, fallback: str) -> str:
+        host, target = split_target(referrer or "")
+        if host is None:
+            return fallback
+        scheme = referrer.split(":", 1)[0].lower()
+        try:
+            return self.url(scheme, normalize_host(host) or host, clean_target(target))
+        except MalformedRecord:
+            return fallback
+
+    def prop_value(self, value: object) -> str | None:
+        """A prop value Plausible keeps: text, not blank, at most 2,000 bytes (cut, noted)."""
+        if value is None:
+            return None
+        text = str(value)
+        if not text.strip() or text == "-":
+            return None
+        if len(text) * 4 > MAX_PROP_VALUE_BYTES and byte_length(text) > MAX_PROP_VALUE_BYTES:
+            text = text.encode("utf-8")[:MAX_PROP_VALUE_BYTES].decode("utf-8", "ignore")
+            self.notes["prop_truncated"] += 1
+        return text

@@ -1,14 +1,15 @@
-"""One compiler for text log formats: nginx `log_format` and Apache `LogFormat` strings.
+"""One compiler for text log formats: nginx `log_format`, Apache `LogFormat` and HAProxy
+`log-format` strings (a "family" each: how variables are written and what they mean).
 
-Every text preset (combined, common, vhost variants, ...) and every format a user pastes from
-their server config goes through `compile_format`, so there is one regex builder and one
-field mapping, not a hand-written regex per format.
+Every text preset (combined, common, vhost variants, Traefik, varnishncsa, AWS load balancers,
+S3, HAProxy) and every format a user pastes from their server config goes through
+`FormatParser`, so there is one regex builder and one field mapping, not a hand-written regex
+per format.
 """
 from __future__ import annotations
 
-import codecs
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .base import LogRecord, ParseError, Parser
@@ -33,6 +34,11 @@ ISO = Kind(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?")
 EPOCH = Kind(r"\d+(?:\.\d+)?")
 REQUEST = Kind(r"\S+ \S+(?: \S+)?")
 TEXT = Kind(r"\S*")
+# A host name holds no "/" (`$host$request_uri` splits where the path starts) and no ","
+# (an X-Forwarded-For list is not a host).
+HOST = Kind(r"[^\s/,]*", r'[^\s/,"]*')
+# Unquoted X-Forwarded-For may be a list: "203.0.113.10, 127.0.0.1" (varnishncsa -F).
+ADDRESSES = Kind(r"[^\s,]*(?:,\s*[^\s,]+)*")
 
 # variable -> (what it fills, how it is matched). Targets are LogRecord fields, or one of the
 # composite targets handled in `_build`: request, path, query, time:<how>.
@@ -54,11 +60,12 @@ NGINX_VARIABLES: dict[str, tuple[str, Kind]] = {
     "bytes_sent": ("bytes_sent", INT),
     "http_referer": ("referrer", TEXT),
     "http_user_agent": ("user_agent", TEXT),
-    "host": ("host", WORD),
-    "http_host": ("host", WORD),
-    "server_name": ("host", WORD),
+    "host": ("host", HOST),
+    "http_host": ("host", HOST),
+    "server_name": ("host", HOST),
     "scheme": ("scheme", WORD),
-    "http_x_forwarded_for": ("xff", TEXT),
+    "http_x_forwarded_for": ("xff", ADDRESSES),
+    "proxy_add_x_forwarded_for": ("xff", ADDRESSES),
     "sent_http_content_type": ("content_type", TEXT),
 }
 
@@ -77,12 +84,12 @@ APACHE_DIRECTIVES: dict[str, tuple[str, Kind]] = {
     "b": ("bytes_sent", INT),
     "B": ("bytes_sent", INT),
     "O": ("bytes_sent", INT),
-    "v": ("host", WORD),
-    "V": ("host", WORD),
+    "v": ("host", HOST),
+    "V": ("host", HOST),
     "{referer}i": ("referrer", TEXT),
     "{user-agent}i": ("user_agent", TEXT),
-    "{x-forwarded-for}i": ("xff", TEXT),
-    "{host}i": ("host", WORD),
+    "{x-forwarded-for}i": ("xff", ADDRESSES),
+    "{host}i": ("host", HOST),
     "{content-type}o": ("content_type", TEXT),
     "{sec}t": ("time:epoch", EPOCH),
     "{msec}t": ("time:msec", EPOCH),
@@ -91,7 +98,8 @@ APACHE_DIRECTIVES: dict[str, tuple[str, Kind]] = {
 
 # Readable names for Apache directives kept as opaque fields (usable with --prop).
 APACHE_FIELD_NAMES = {"l": "ident", "u": "remote_user", "p": "port", "D": "request_time_us",
-                      "T": "request_time_s", "P": "pid", "X": "connection_status", "I": "bytes_in"}
+                      "T": "request_time_s", "P": "pid", "X": "connection_status", "I": "bytes_in",
+                      "{c}a": "peer_ip"}
 
 _NGINX_TOKEN = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 _APACHE_TOKEN = re.compile(r"%([<>]?)!?[\d,]*(\{[^}]*\})?([a-zA-Z%])")
@@ -104,14 +112,18 @@ class Field:
     pattern: str
 
 
+Resolver = Callable[[re.Match, bool], "str | Field | list[str | Field]"]
+# family name -> (how a variable is written, what it means). nginx and apache are below;
+# other modules add theirs (parsers/haproxy.py).
+FAMILIES: dict[str, tuple[re.Pattern, Resolver]] = {}
+
+
 def tokenize(family: str, fmt: str) -> list[str | Field]:
     """Split a format string into literal text and `Field`s."""
-    if family == "nginx":
-        token_re, resolve = _NGINX_TOKEN, _nginx_field
-    elif family == "apache":
-        token_re, resolve = _APACHE_TOKEN, _apache_field
-    else:
-        raise ValueError(f"unknown format family {family!r} (use nginx: or apache:)")
+    if family not in FAMILIES:
+        known = ", ".join(f"{name}:" for name in FAMILIES)
+        raise ValueError(f"unknown format family {family!r} (use {known})")
+    token_re, resolve = FAMILIES[family]
     parts: list[str | Field] = []
     pos = 0
     for m in token_re.finditer(fmt):
@@ -119,7 +131,10 @@ def tokenize(family: str, fmt: str) -> list[str | Field]:
             parts.append(fmt[pos:m.start()])
         quoted = fmt[m.start() - 1:m.start()] == '"' and fmt[m.end():m.end() + 1] == '"'
         item = resolve(m, quoted)
-        parts.append(item)
+        if isinstance(item, list):
+            parts.extend(item)
+        else:
+            parts.append(item)
         pos = m.end()
     if pos < len(fmt):
         parts.append(fmt[pos:])
@@ -136,16 +151,53 @@ def _apache_field(m: re.Match, quoted: bool) -> str | Field:
     modifier, arg, letter = m.group(1), m.group(2) or "", m.group(3)
     if letter == "%":
         return "%"
+    if letter == "t" and arg:  # when the request began or ended: the same clock for us
+        arg = "{" + arg[1:-1].removeprefix("begin:").removeprefix("end:") + "}"
     key = (modifier + letter) if modifier and letter == "s" else (arg.lower() + letter)
     found = APACHE_DIRECTIVES.get(key)
-    if found is None and arg and letter == "t":
-        layout = arg[1:-1].replace("begin:", "").replace("end:", "")
-        return Field(m.group(0), "time:strftime:" + layout, r"[^\]\"]+?" if not quoted else _QUOTED)
+    if found is None and arg and letter == "t" and "%" in arg:
+        layout = strftime_layout(arg[1:-1])
+        return Field(m.group(0), "time:strftime:" + layout,
+                     _QUOTED if quoted else strftime_pattern(layout))
     if found is None:
-        name = arg[1:-1] if arg else APACHE_FIELD_NAMES.get(letter, letter)
+        name = APACHE_FIELD_NAMES.get(key) or (arg[1:-1] if arg else letter)
         return Field(name, "fields", _QUOTED if quoted else r"\S*")
     target, kind = found
     return Field(m.group(0), target, kind.quoted if quoted else kind.pattern)
+
+
+FAMILIES.update(nginx=(_NGINX_TOKEN, _nginx_field), apache=(_APACHE_TOKEN, _apache_field))
+
+# strftime shorthands Apache (APR) knows and Python's strptime does not.
+_STRFTIME_SHORTHANDS = {"%T": "%H:%M:%S", "%D": "%m/%d/%y", "%R": "%H:%M", "%F": "%Y-%m-%d",
+                        "%e": "%d", "%h": "%b"}
+_STRFTIME_PATTERNS = {
+    "Y": r"\d{4}", "y": r"\d\d", "m": r"\d\d?", "d": r" ?\d\d?", "H": r"\d\d?", "M": r"\d\d",
+    "S": r"\d\d", "f": r"\d+", "z": r"[+-]\d\d:?\d\d|Z", "Z": r"\w+", "b": r"\w{3}",
+    "B": r"\w+", "a": r"\w{3}", "A": r"\w+", "j": r"\d{3}", "p": r"[AaPp][Mm]", "I": r"\d\d?",
+    "s": r"\d+", "%": "%",
+}
+
+
+def strftime_layout(layout: str) -> str:
+    for short, full in _STRFTIME_SHORTHANDS.items():
+        layout = layout.replace(short, full)
+    return layout
+
+
+def strftime_pattern(layout: str) -> str:
+    """A regex for the timestamps a strftime layout writes: exact enough to find where an
+    unquoted, unbracketed timestamp with spaces in it ends."""
+    out, i = [], 0
+    while i < len(layout):
+        ch = layout[i]
+        if ch == "%" and i + 1 < len(layout):
+            out.append("(?:" + _STRFTIME_PATTERNS.get(layout[i + 1], r"\S+?") + ")")
+            i += 2
+            continue
+        out.append(r"\s+" if ch == " " else re.escape(ch))
+        i += 1
+    return "".join(out)
 
 
 def _merge_literals(parts: list[str | Field]) -> list[str | Field]:
@@ -163,9 +215,23 @@ def _literal_pattern(text: str) -> str:
     return "".join(r"\s+" if ch == " " else re.escape(ch) for ch in text)
 
 
+_ESCAPE = re.compile(rb"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(.))", re.S)
+_SIMPLE_ESCAPES = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"b": b"\b", b"f": b"\f", b"v": b"\v",
+                   b'"': b'"', b"\\": b"\\", b"/": b"/"}
+
+
+def _unescape_one(m: re.Match) -> bytes:
+    if m.group(1):
+        return bytes.fromhex(m.group(1).decode())
+    if m.group(2):
+        return chr(int(m.group(2), 16)).encode("utf-8", "surrogatepass")
+    return _SIMPLE_ESCAPES.get(m.group(3), b"\\" + m.group(3))
+
+
 def _unescape(value: str) -> str:
-    """Undo the server's escaping (nginx `\\x22`, Apache `\\"`) to recover the bytes sent."""
-    raw = codecs.escape_decode(value.encode("utf-8", "surrogateescape"))[0]
+    """Undo the server's escaping (nginx `\\x22`, Apache `\\"`, nginx escape=json `\\u0001`) to
+    recover the bytes sent; an escape it does not know is kept as written."""
+    raw = _ESCAPE.sub(_unescape_one, value.encode("utf-8", "surrogateescape"))
     return raw.decode("utf-8", "replace")
 
 
@@ -173,23 +239,29 @@ class FormatParser(Parser):
     """A parser compiled from a format string. Fast path: one anchored regex per line."""
 
     def __init__(self, family: str, fmt: str, *, name: str = "", description: str = "",
-                 time_parser: TimeParser | None = None) -> None:
+                 time_parser: TimeParser | None = None, tail: str = "") -> None:
+        """`tail`: fields a format has gained over the years at the end of its lines (AWS):
+        each may be missing, and fields not known yet may follow."""
         self.family = family
-        self.format = fmt
+        self.format = fmt + tail
         self.name = name or f"{family}:{fmt}"
         self.description = description
         self.times = time_parser or TimeParser()
         self.parts = tokenize(family, fmt)
-        self.fields = [p for p in self.parts if isinstance(p, Field)]
+        tail_parts = tokenize(family, tail) if tail else []
+        self.fields = [p for p in self.parts + tail_parts if isinstance(p, Field)]
         pattern = "".join(
             _literal_pattern(p) if isinstance(p, str) else f"({p.pattern})" for p in self.parts)
-        self.regex = re.compile(pattern + r"\s*$")
+        self.regex = re.compile(pattern + _optional_tail(tail_parts) + r"\s*$")
         self._setters = [self._setter(f) for f in self.fields]
+        self._bulk = _bulk_plan(self._setters)
 
-    def _setter(self, f: Field) -> Callable[[dict, str], None]:
+    def _setter(self, f: Field) -> tuple[str, object]:
+        """Where a field's value goes: (LogRecord field or composite target, conversion), or
+        (name, _OPAQUE) for a field kept in `fields`. None: the text as it is."""
         target = f.target
         if target == "fields":
-            return lambda out, v, n=f.name: out["fields"].__setitem__(n, v)
+            return f.name, _OPAQUE
         if target.startswith("time:"):
             how = target[5:]
             times = self.times
@@ -197,24 +269,44 @@ class FormatParser(Parser):
                 "clf": times.clf, "iso": times.iso, "epoch": times.epoch,
                 "msec": lambda v: times.epoch(v, 1e3), "usec": lambda v: times.epoch(v, 1e6),
             }.get(how) or (lambda v, layout=how[9:]: times.strptime(v.strip("[]"), layout))
-            return lambda out, v: out.__setitem__("time", convert(v))
+            return "time", convert
         if target in ("status", "bytes_sent"):
-            return lambda out, v: out.__setitem__(target, int(v) if v.isdigit() else None)
-        return lambda out, v: out.__setitem__(target, v)
+            return target, _int_or_none
+        return target, None
 
     def parse(self, line: str) -> LogRecord:
         m = self.regex.match(line)
         if m is None:
             raise ParseError(f"does not match {self.name}")
-        out: dict = {"fields": {}}
+        values = m.groups()
+        if "\\" in line:  # escapes are rare: look for them once per line, not per field
+            values = [_unescape(v) if "\\" in v else v for v in values]
         try:
-            for setter, value in zip(self._setters, m.groups(), strict=True):
-                if "\\" in value:
-                    value = _unescape(value)
-                setter(out, value)
+            out = self._values(values)
         except ValueError as exc:
             raise ParseError(str(exc)) from None
         return _build(out)
+
+    def _values(self, values: Sequence[str]) -> dict:
+        """The matched values by target, converted: the dict `_build` takes."""
+        if self._bulk is not None:  # every target once: one dict, then the few conversions
+            keys, conversions, opaque = self._bulk
+            out = dict(zip(keys, values, strict=True))
+            for target, convert in conversions:
+                out[target] = convert(out[target])
+            fields = out["fields"] = {}
+            for key, name in opaque:
+                fields[name] = out.pop(key)
+            return out
+        out = {"fields": {}}
+        for (target, convert), value in zip(self._setters, values, strict=True):
+            if convert is None:
+                out[target] = value
+            elif convert is _OPAQUE:
+                out["fields"][target] = value
+            else:
+                out[target] = convert(value)
+        return out
 
     def failure_position(self, line: str) -> tuple[int, str]:
         """Where a non-matching line stops fitting: (offset, what was expected there).
@@ -228,14 +320,54 @@ class FormatParser(Parser):
             m = re.match(prefix, line)
             if m is None:
                 part = self.parts[i - 1]
-                expected = repr(part) if isinstance(part, str) else "$" + part.name
+                expected = repr(part) if isinstance(part, str) else self._shown(part)
                 return best[0], expected
             best = (m.end(), "")
         return best[0], "end of line"
 
+    def _shown(self, f: Field) -> str:
+        """A field as the format string writes it."""
+        if f.name[:1] in "%$":
+            return f.name
+        return {"nginx": "$", "haproxy": "%"}.get(self.family, "") + f.name
+
+
+def _optional_tail(parts: list[str | Field]) -> str:
+    """Tail fields that match empty when missing: every group still takes part in a match
+    (parse() expects a string for each), and whatever follows them is allowed."""
+    if not parts:
+        return ""
+    pattern = "".join(
+        "".join(r"\s*" if ch == " " else re.escape(ch) + "?" for ch in p) if isinstance(p, str)
+        else f"((?:{p.pattern})|)" for p in parts)
+    return pattern + r"(?:\s+\S.*)?"
+
+
+_OPAQUE = object()  # the conversion of a field kept as text in LogRecord.fields
+
+
+def _bulk_plan(setters: list[tuple[str, object]]) -> tuple | None:
+    """For `_values`: (a key per field, the conversions, (key, name) of the opaque fields), or
+    None when a target is filled twice (the later value wins, but both are converted)."""
+    targets = [target for target, convert in setters if convert is not _OPAQUE]
+    if len(set(targets)) != len(targets) or "fields" in targets:
+        return None
+    keys = ["\0" + target if convert is _OPAQUE else target for target, convert in setters]
+    conversions = [(target, convert) for target, convert in setters
+                   if convert is not None and convert is not _OPAQUE]
+    opaque = [("\0" + target, target) for target, convert in setters if convert is _OPAQUE]
+    return keys, conversions, opaque
+
+
+def _int_or_none(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
+
 
 def _dash(value: str | None) -> str | None:
     return None if value in (None, "", "-") else value
+
+
+_DASHED = ("referrer", "user_agent", "host", "xff", "content_type", "client_ip", "scheme")
 
 
 def _build(out: dict) -> LogRecord:
@@ -254,7 +386,11 @@ def _build(out: dict) -> LogRecord:
     if "uri" not in out and path is not None:
         query = _dash(query)
         out["uri"] = path + ("" if not query else query if query.startswith("?") else "?" + query)
-    for key in ("referrer", "user_agent", "host", "xff", "content_type", "client_ip", "scheme"):
-        if key in out:
-            out[key] = _dash(out[key])
+    if "client_ip" not in out and out.get("xff"):
+        # The format logs X-Forwarded-For in the client's place (varnishncsa -F behind a
+        # proxy): its first hop is the client as far as the log knows.
+        out["client_ip"] = out["xff"].split(",", 1)[0].strip()
+    for key in _DASHED:  # as _dash, without a call per field: this runs for every line
+        if out.get(key) in ("", "-"):
+            out[key] = None
     return LogRecord(**out)

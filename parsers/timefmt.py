@@ -20,6 +20,7 @@ class TimeParser:
     def __init__(self, default_tz: tzinfo = UTC) -> None:
         self.default_tz = default_tz
         self._cache: dict[str, float] = {}
+        self._days: dict[str, float] = {}  # W3C dates: one entry a day, never full
 
     def _cached(self, text: str, parse) -> float:
         value = self._cache.get(text)
@@ -31,6 +32,12 @@ class TimeParser:
 
     def clf(self, text: str) -> float:
         """`26/Nov/2026:12:00:00 +0100` (nginx $time_local, Apache %t), brackets optional."""
+        # In a quiet log most seconds are distinct: parse each minute once and add the seconds
+        # (the same number: offsets change on whole minutes).
+        t = text.strip("[]")
+        seconds = t[18:20]
+        if t[17:18] == ":" and seconds.isdecimal() and t[20:21] in ("", " "):
+            return self._cached(t[:18] + "00" + t[20:], self._parse_clf) + int(seconds)
         return self._cached(text, self._parse_clf)
 
     def _parse_clf(self, text: str) -> float:
@@ -82,6 +89,32 @@ class TimeParser:
             dt = dt.replace(tzinfo=self.default_tz)
         return dt.timestamp()
 
+    def auto(self, value: object) -> float:
+        """A timestamp whose form is not fixed (JSON logs): a number or digits are Unix time
+        in s, ms, us or ns (told apart by size), `26/Nov/2026:12:00:00 +0100` is CLF, anything
+        else ISO 8601."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return epoch_any_unit(float(value))
+        text = str(value)
+        if text[:1].isdigit() and text.replace(".", "", 1).isdigit():
+            return epoch_any_unit(float(text))
+        if text[2:3] == "/" or text[1:2] == "/" or text[:1] == "[":
+            return self.clf(text)
+        return self.iso(text)
+
+    def w3c(self, date: str, time_of_day: str) -> float:
+        """W3C extended `date` and `time` columns: UTC by the format's definition (IIS,
+        CloudFront); IIS 5 wrote dates unpadded (`2007-4-11`)."""
+        day = self._days.get(date)
+        if day is None:
+            day = self._days[date] = _parse_w3c(date, "00:00:00")
+        t = time_of_day
+        if len(t) == 8 and t[2] == ":" and t[5] == ":" and t[:2].isdigit():
+            hh, mm, ss = int(t[:2]), int(t[3:5]), int(t[6:])
+            if hh < 24 and mm < 60 and ss < 61:
+                return day + hh * 3600 + mm * 60 + ss
+        return day + _parse_w3c("1970-01-01", t)
+
     @staticmethod
     def epoch(text: str, scale: float = 1.0) -> float:
         """Unix time as a number: seconds (`1764158400.123`), or milli/micro seconds via scale."""
@@ -89,6 +122,28 @@ class TimeParser:
             return float(text) / scale
         except ValueError:
             raise ValueError(f"bad epoch timestamp {text!r}") from None
+
+
+def epoch_any_unit(value: float) -> float:
+    """Unix time in seconds from s, ms, us or ns: a count in seconds stays below 1e11 until
+    the year 5138, so the magnitude tells the unit."""
+    for limit, scale in ((1e17, 1e9), (1e14, 1e6), (1e11, 1e3)):
+        if value >= limit:
+            return value / scale
+    return value
+
+
+def _parse_w3c(date: str, time_of_day: str) -> float:
+    try:
+        year, month, day = (int(x) for x in date.split("-"))
+        parts = time_of_day.split(":")
+        hh, mm = int(parts[0]), int(parts[1])
+        seconds = float(parts[2]) if len(parts) > 2 else 0.0
+    except (ValueError, IndexError):
+        raise ValueError(f"bad date/time {date!r} {time_of_day!r}") from None
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hh < 24 and mm < 60 and seconds < 61):
+        raise ValueError(f"bad date/time {date!r} {time_of_day!r}")
+    return calendar.timegm((year, month, day, hh, mm, 0)) + seconds
 
 
 def _offset_seconds(offset: str, text: str) -> int:

@@ -1,0 +1,101 @@
+"""The visitor's address: exactly one valid IP, from the logged client or a forwarded chain.
+
+Plausible hashes the address into the visitor id and geolocates it, and takes the *first*
+entry of any X-Forwarded-For it gets, unvalidated: so we send one clean address or none.
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from parsers.base import LogRecord
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_CACHE_LIMIT = 200_000
+
+
+class BadAddress(ValueError):
+    """Not an IP address; the message says what was found and where."""
+
+
+def clean_address(text: str) -> str:
+    """`[2001:db8::1]:443`, `203.0.113.9:5123`, `::ffff:203.0.113.9` -> the bare address, in
+    canonical form (IPv4-mapped IPv6 as IPv4). Raises BadAddress."""
+    raw = text.strip().strip('"')
+    if raw.startswith("["):
+        raw = raw[1:raw.find("]")] if "]" in raw else raw[1:]
+    elif raw.count(":") == 1:  # IPv4 with a port; a bare IPv6 has several colons
+        raw = raw.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise BadAddress(f"not an IP address: {shown!r}") from None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address)
+
+
+def in_networks(address: str, networks: Sequence[Network]) -> bool:
+    if not networks:
+        return False
+    ip = ipaddress.ip_address(address)
+    return any(ip in net for net in networks)
+
+
+class ClientIpResolver:
+    """`from_xff=False`: the logged client address. `from_xff=True`: the rightmost address of
+    the logged X-Forwarded-For chain that is not a trusted proxy, when the logged client (the
+    peer) is itself trusted. With no trusted proxies given, the peer is taken to be the one
+    proxy in front, so its rightmost entry wins. Results are cached per distinct
+    (client, X-Forwarded-For)."""
+
+    def __init__(self, from_xff: bool = False, trusted: Sequence[Network] = ()) -> None:
+        self.from_xff = from_xff
+        self.trusted = tuple(trusted)
+        self._cache: dict = {}
+
+    def resolve(self, record: LogRecord) -> str:
+        """The address to send; raises BadAddress with the reason."""
+        key = (record.client_ip, record.xff) if self.from_xff else record.client_ip
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            try:
+                found = (True, self._pick(record))
+            except BadAddress as exc:
+                found = (False, str(exc))
+            self._cache[key] = found
+        if not found[0]:
+            raise BadAddress(found[1])
+        return found[1]
+
+    def _pick(self, record: LogRecord) -> str:
+        peer = record.client_ip
+        if not self.from_xff:
+            if not peer:
+                raise BadAddress("no client address")
+            return clean_address(peer)
+        chain = [hop for hop in (record.xff or "").split(",") if hop.strip()]
+        if not chain:
+            if not peer:
+                raise BadAddress("no client address and no X-Forwarded-For")
+            return clean_address(peer)
+        if peer and self.trusted:
+            peer_address = clean_address(peer)
+            if not in_networks(peer_address, self.trusted):
+                return peer_address  # not one of our proxies: its X-Forwarded-For may be forged
+        for hop in reversed(chain):
+            address = self._hop(hop)
+            if not in_networks(address, self.trusted):
+                return address
+        return self._hop(chain[0])  # every hop is trusted: the leftmost is the best we know
+
+    @staticmethod
+    def _hop(text: str) -> str:
+        try:
+            return clean_address(text)
+        except BadAddress as exc:
+            raise BadAddress(f"in X-Forwarded-For: {exc}") from None

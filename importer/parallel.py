@@ -1,0 +1,390 @@
+"""Parsing on every core: worker processes parse, filter and build events; the main process
+reads, keeps the log's order and does everything that needs run-wide state.
+
+    main:    read raw chunks -> [tasks] -> workers: decode, parse, filter, build, dedupe key
+    main:    results, in chunk order <- [results] <-/
+             merge counters, dedupe (checkpoint), sink, --rejects, file positions
+
+Workers are forked once per run, when the first file big enough to gain from them comes up,
+so they share what the main process has loaded (formats, the user-agent database, caches) and
+keep their own caches from file to file. Each runs the pipeline's own `_examine` on its copy
+of the pipeline: whatever the filters, the builder and the counters do per line, they do it
+the same way there. What a worker counted comes back as a difference of its `Counters` and
+is added in the main process in chunk order, so totals and `--explain` samples come out as a
+serial run's; malformed lines come back whole, to be counted and written to --rejects in order.
+Events come back as tuples (pickling the dataclasses costs ~10x more) with their line number
+and offsets, for the checkpoint.
+
+A chunk holds about a MiB of whole lines. The parser of each file is made in each worker from
+the same first lines the main process detected it on; header lines (`#Fields:`) seen in earlier
+chunks are replayed before a chunk, so a W3C/CloudFront parser knows its columns anywhere.
+Small files, standard input and `--follow` polls are read in-process: forking costs more.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing
+import os
+import queue
+import signal
+import traceback
+from collections import Counter, deque
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import TYPE_CHECKING
+
+from parsers.base import ParseError, Parser, SkipLine
+
+from .events import Event, Origin
+from .sources import CHUNK_SIZE, Chunk, Line, Source
+from .summary import MALFORMED_SHOWN, Counters
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+    from .state import Cursor
+
+MIN_BYTES = 32 << 20  # decompressed bytes (estimated) below which a file is read in-process
+COMPRESSION_RATIO = 10  # a guess at how much compressed files grow, for MIN_BYTES
+CHUNK_BYTES = CHUNK_SIZE  # lines go to a worker by the MiB
+IN_FLIGHT_PER_WORKER = 3  # chunks queued or being parsed per worker
+
+_EVENT_FIELDS = tuple(f.name for f in fields(Event) if f.init and f.name != "origin")
+_event_values = attrgetter(*_EVENT_FIELDS)
+
+
+def default_workers() -> int:
+    """One worker per core the process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class _File:
+    """What a worker needs to know about the file a chunk is from."""
+
+    seq: int  # which file of the run: a worker makes a new parser when it changes
+    name: str
+    head: tuple[str, ...]  # the first lines, which the main process detected the format on
+    keyed: bool  # dedupe keys wanted (a checkpoint is in use)
+    texts: bool  # the candidates' line texts wanted (--explain samples)
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed; the message holds its traceback."""
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: multiprocessing.Process
+    tasks: multiprocessing.Queue
+    busy: int = 0  # chunks sent, results not applied yet
+    news: list[tuple[str, str]] = field(default_factory=list)  # learned by the others
+
+
+class Workers:
+    """`count` worker processes for one pipeline run, started when a file first needs them;
+    `close()` ends them."""
+
+    def __init__(self, pipeline: Pipeline, count: int) -> None:
+        self.pipeline = pipeline
+        self.count = count
+        self.files = 0
+        self.found = 0  # user-agent kinds the workers found out (some twice, in a race)
+        self._workers: list[_Worker] = []
+        self._results: multiprocessing.Queue | None = None
+
+    def takes(self, source: Source) -> bool:
+        """Whether `source` is worth the workers: a big enough file."""
+        if source.path is None or self.count < 2:
+            return False
+        ratio = 1 if source.compression == "plain" else COMPRESSION_RATIO
+        return source.size * ratio >= MIN_BYTES
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("fork")  # the workers share what is loaded
+        self._results = context.Queue()
+        for _ in range(self.count):
+            tasks = context.Queue()
+            proc = context.Process(target=_serve, args=(self.pipeline, tasks, self._results),
+                                   daemon=True)
+            proc.start()
+            self._workers.append(_Worker(proc, tasks))
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.tasks.put(None)
+        for worker in self._workers:
+            worker.proc.join(timeout=10)
+            if worker.proc.is_alive():
+                worker.proc.kill()
+            worker.tasks.close()
+        if self._results is not None:
+            self._results.close()
+        self._workers, self._results = [], None
+
+    def run(self, source: Source, head: list[Line], start: int, lineno: int,
+            cursor: Cursor | None, bar) -> None:
+        """Read `source` from `start` (`lineno` lines before it) as the serial loop would."""
+        if not self._workers:
+            self._start()
+        pipeline = self.pipeline
+        self.files += 1
+        info = _File(self.files, source.name, tuple(line.text for line in head),
+                     cursor is not None, bool(pipeline.counters.explain))
+        headers: dict[str, str] = {}
+        for line in head:
+            if line.end <= start:
+                _remember_header(headers, line.text)
+        pending: dict[int, tuple] = {}  # results that came back before their turn
+        queued: deque[tuple[Chunk, _Worker]] = deque()
+        seq = done = 0
+        last_position = 0
+        chunks = source.chunks(start, lineno, CHUNK_BYTES)
+        try:
+            for chunk in chunks:
+                if pipeline.stop_requested:
+                    break
+                if len(queued) >= self.count * IN_FLIGHT_PER_WORKER:
+                    self._apply(source, *queued.popleft(), self._next(done, pending), cursor)
+                    done += 1
+                worker = min(self._workers, key=lambda w: w.busy)  # the least behind
+                worker.tasks.put((info, seq, chunk, tuple(headers.values()), worker.news))
+                worker.busy, worker.news = worker.busy + 1, []
+                queued.append((chunk, worker))
+                seq += 1
+                _scan_headers(chunk.data, headers)
+                if bar is not None:
+                    bar.update(source.position - last_position)
+                    last_position = source.position
+            while queued:
+                result = self._next(done, pending)
+                chunk, worker = queued.popleft()
+                if pipeline.stop_requested:  # dropped: a rerun reads them again
+                    worker.busy -= 1
+                else:
+                    self._apply(source, chunk, worker, result, cursor)
+                done += 1
+        finally:
+            chunks.close()
+        if bar is not None:
+            bar.update(source.position - last_position)
+
+    def _next(self, seq: int, pending: dict[int, tuple]) -> tuple:
+        while seq not in pending:
+            try:
+                got, *result = self._results.get(timeout=1.0)
+            except queue.Empty:
+                if not all(worker.proc.is_alive() for worker in self._workers):
+                    raise WorkerError("a worker process died (out of memory?)") from None
+                continue
+            if got == "error":
+                raise WorkerError(result[0])
+            pending[got] = result
+        return pending.pop(seq)
+
+    def _apply(self, source: Source, chunk: Chunk, worker: _Worker, result: tuple,
+               cursor: Cursor | None) -> None:
+        """A chunk's outcome, in file order: what the worker counted, then its candidate
+        events through dedupe and on to the sink."""
+        candidates, delta, malformed, lines, learned = result
+        worker.busy -= 1
+        if learned:  # tell the others, and keep them for the files read in this process
+            self.found += len(learned)
+            for other in self._workers:
+                if other is not worker:
+                    other.news.extend(learned)
+            _shared_cache().update(learned)
+        pipeline = self.pipeline
+        counters = pipeline.counters
+        with counters.lock:  # sink threads update the counters too
+            _merge(counters, delta)
+        for number, text, reason, explained in malformed:
+            pipeline._malformed(source, Line(number, 0, text), reason,
+                                None if explained is None else lambda e=explained: e)
+        name, settle = source.name, pipeline._settle
+        for values, number, begin, end, key, when, text in candidates:
+            if cursor is not None:
+                cursor.advance(Line(number - 1, begin, ""))  # the line starts here
+            event = Event(*values, origin=Origin(name, number, end))
+            settle(source, Line(number, end, text or ""), cursor, event, key, when)
+        if cursor is not None and lines:
+            cursor.advance(Line(chunk.lineno + lines, chunk.end, ""))
+
+
+def _serve(pipeline: Pipeline, tasks, results) -> None:
+    """A worker's loop: chunks in; (seq, candidates, counter delta, malformed lines, line
+    count, user-agent kinds learned) out."""
+    # Ctrl-C reaches the whole process group: the main process decides when to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    malformed = pipeline._malformed = _Malformed()
+    kinds = _Learning(_shared_cache())
+    current, parser = 0, None
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        info, seq, chunk, headers, news = task
+        try:
+            kinds.learn(news)
+            if info.seq != current:
+                parser = pipeline._parser_for(
+                    [Line(n, 0, text) for n, text in enumerate(info.head, 1)])
+                current = info.seq
+            for text in headers:  # the columns in force where this chunk starts
+                with contextlib.suppress(ParseError, SkipLine, ValueError):
+                    parser.parse(text)
+            results.put((seq, *_examine_chunk(pipeline, parser, info, chunk, malformed),
+                         kinds.take()))
+        except BaseException:  # noqa: BLE001 - any failure must reach the main process
+            results.put(("error", traceback.format_exc()))
+            return
+
+
+def _shared_cache() -> dict[str, str]:
+    """What one worker finds out that the others had better not find out again: the kind of
+    each user agent (bot, library...). Finding one takes ~2 ms, and as visitors come back all
+    week, each worker meets nearly every user agent of a log."""
+    from .useragents import classifier
+
+    return classifier._kinds
+
+
+class _Learning:
+    """A cache that only grows: `take` gives what was added here since the last `take`,
+    `learn` adds what was found elsewhere."""
+
+    def __init__(self, cache: dict) -> None:
+        self.cache = cache
+        self.mark = len(cache)
+
+    def take(self) -> list[tuple]:
+        if len(self.cache) < self.mark:  # emptied by its owner
+            self.mark = 0
+        new = list(itertools.islice(self.cache.items(), self.mark, None))
+        self.mark = len(self.cache)
+        return new
+
+    def learn(self, items: list[tuple]) -> None:
+        taken = self.mark == len(self.cache)
+        self.cache.update(items)
+        if taken:  # else what was added since `take` is sent next time, with these
+            self.mark = len(self.cache)
+
+
+def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk,
+                   malformed: _Malformed) -> tuple:
+    counters = pipeline.counters
+    before = _snapshot(counters)
+    source = Source(info.name, None)
+    examine, keyed, texts = pipeline._examine, info.keyed, info.texts
+    interned: dict[str, str] = {}  # repeated strings pickle once per chunk
+    intern = interned.setdefault
+    candidates = []
+    begin = chunk.start
+    lines = chunk.lines()
+    for line in lines:
+        counters.lines_read += 1
+        found = examine(source, line, parser, keyed)
+        if found is not None:
+            event, key, when = found
+            event.user_agent = intern(event.user_agent, event.user_agent)
+            event.ip = intern(event.ip, event.ip)
+            candidates.append((_event_values(event), line.lineno, begin, line.end, key, when,
+                               line.text if texts else None))
+        begin = line.end
+    return candidates, _delta(before, counters), malformed.take(), len(lines)
+
+
+class _Malformed:
+    """A worker's `Pipeline._malformed`: the lines are sent to the main process, which counts
+    them and writes --rejects in order. Which ones the summary explains depends on the lines
+    before them in other chunks, so each chunk's first few come explained."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, str, str, str | None]] = []
+        self.explained = 0
+
+    def __call__(self, source: Source, line: Line, reason: str, explain=None) -> None:
+        explained = None
+        if explain is not None and self.explained < MALFORMED_SHOWN:
+            explained = explain()
+            self.explained += 1
+        self.lines.append((line.lineno, line.text, reason, explained))
+
+    def take(self) -> list[tuple[int, str, str, str | None]]:
+        lines, self.lines, self.explained = self.lines, [], 0
+        return lines
+
+
+# -- counters: what a worker counted, as a difference, added in the main process ------------
+
+def _snapshot(counters: Counters) -> dict:
+    state = {}
+    for f in fields(counters):
+        value = getattr(counters, f.name)
+        if isinstance(value, Counter):
+            state[f.name] = value.copy()
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int | float):
+            state[f.name] = value
+        elif isinstance(value, list):
+            state[f.name] = len(value)
+        elif isinstance(value, dict):  # {key: list of samples}
+            state[f.name] = {k: len(v) for k, v in value.items()}
+    return state
+
+
+def _delta(before: dict, counters: Counters) -> dict:
+    delta = {}
+    for name, old in before.items():
+        value = getattr(counters, name)
+        if isinstance(value, Counter):
+            changed = value - old
+        elif isinstance(value, list):
+            changed = value[old:]
+        elif isinstance(value, dict):
+            changed = {k: v[old.get(k, 0):] for k, v in value.items() if len(v) > old.get(k, 0)}
+        else:
+            changed = value - old
+        if changed:
+            delta[name] = changed
+    return delta
+
+
+def _merge(counters: Counters, delta: dict) -> None:
+    """Add a worker's counts as if counted here, after what was counted so far: samples per
+    filter reason keep their first `explain` entries, as `Counters.filter` keeps them."""
+    for name, change in delta.items():
+        value = getattr(counters, name)
+        if isinstance(value, Counter):
+            value.update(change)
+        elif isinstance(value, list):
+            value.extend(change)
+        elif isinstance(value, dict):
+            for key, items in change.items():
+                samples = value.setdefault(key, [])
+                samples.extend(items[:max(counters.explain - len(samples), 0)])
+        else:
+            setattr(counters, name, value + change)
+
+
+# -- header lines (W3C, CloudFront): their latest version is replayed before each chunk -------
+
+def _remember_header(headers: dict[str, str], text: str) -> None:
+    text = text.lstrip("\ufeff")
+    if text.startswith("#"):
+        headers[text.split(":", 1)[0].split(" ", 1)[0]] = text
+
+
+def _scan_headers(data: bytes, headers: dict[str, str]) -> None:
+    # One byte is found at memchr speed, two at a tenth of it: most logs have no "#" at all.
+    if b"#" not in data or not (data.startswith((b"#", b"\xef\xbb\xbf#")) or b"\n#" in data):
+        return
+    for raw in data.split(b"\n"):
+        if raw.startswith((b"#", b"\xef\xbb\xbf#")):
+            _remember_header(headers, raw.rstrip(b"\r").decode("utf-8", "replace"))

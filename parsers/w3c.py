@@ -1,0 +1,220 @@
+"""Column formats: W3C extended (IIS), CloudFront standard logs, Bunny CDN.
+
+One parser serves them: a list of column names in W3C's vocabulary (`c-ip`, `cs-uri-stem`,
+`cs(User-Agent)`...) says which column fills which LogRecord field. W3C and CloudFront files
+carry that list in a `#Fields:` header (the header lines themselves are skipped, as
+`w3c_header`, and a new header mid-file takes over); without one, a preset's default columns
+apply. Bunny CDN has no header: its fixed columns are named in the same vocabulary.
+
+W3C dates and times are UTC by definition. CloudFront URL-encodes its text fields (user
+agent, referrer, path, query...) and `%` itself, so one decoding gives back what the client
+sent; IIS writes the spaces of a user agent as `+`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from operator import itemgetter
+from urllib.parse import unquote
+
+from .base import LogRecord, ParseError, Parser, SkipLine
+from .registry import Preset, register
+from .timefmt import TimeParser
+
+# LogRecord field -> the columns that may fill it, best first (CloudFront's cs(Host) is the
+# distribution's own domain; x-host-header is the Host the visitor asked for).
+TARGETS: dict[str, tuple[str, ...]] = {
+    "client_ip": ("c-ip",),
+    "method": ("cs-method",),
+    "uri": ("cs-uri",),
+    "path": ("cs-uri-stem",),
+    "query": ("cs-uri-query",),
+    "protocol": ("cs-protocol-version", "cs-version"),
+    "status": ("sc-status",),
+    "bytes_sent": ("sc-bytes",),
+    "referrer": ("cs(referer)",),
+    "user_agent": ("cs(user-agent)",),
+    "host": ("x-host-header", "cs-host", "cs(host)"),
+    "scheme": ("cs-protocol",),
+    "xff": ("x-forwarded-for", "cs(x-forwarded-for)"),
+    "content_type": ("sc-content-type",),
+}
+URL_ENCODED = frozenset(("user_agent", "referrer", "path", "query", "content_type", "xff"))
+
+# The columns a file without a #Fields header is read with, written as that header.
+CLOUDFRONT_FIELDS = (
+    "#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status "
+    "cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id "
+    "x-host-header cs-protocol cs-bytes time-taken x-forwarded-for ssl-protocol ssl-cipher "
+    "x-edge-response-result-type cs-protocol-version fle-status fle-encrypted-fields c-port "
+    "time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len "
+    "sc-range-start sc-range-end")
+IIS_FIELDS = (
+    "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip "
+    "cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken")
+BUNNY_FIELDS = (
+    "#Fields: x-cache-status sc-status x-timestamp-ms sc-bytes x-pull-zone-id c-ip cs(Referer) "
+    "cs-uri x-edge-location cs(User-Agent) x-request-id c-country")
+
+
+def header_names(line: str) -> list[str]:
+    return line[len("#Fields:"):].split()
+
+
+@lru_cache(maxsize=65536)
+def _url_decoded(value: str) -> str:
+    return unquote(value)
+
+
+def _int(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
+
+
+def _plus_spaces(value: str) -> str:
+    return value.replace("+", " ")
+
+
+Convert = Callable[[str], object] | None
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A column list compiled into what parse() does with each column."""
+
+    names: tuple[str, ...]
+    escaping: str  # "url" (CloudFront), "plus" (IIS: `+` for spaces in the user agent), ""
+    plan: tuple[tuple[int, str, Convert], ...]  # (column, LogRecord field, conversion)
+    path: tuple[int, int | None, Convert] | None  # (stem column, query column, conversion)
+    extra_names: tuple[str, ...]  # the columns kept as they are in `fields`...
+    extra_values: Callable[[list[str]], tuple[str, ...]]  # ...and how to pick them
+    date: int | None
+    time: int | None
+    epoch_ms: int | None
+
+
+def compile_columns(names: list[str], escaping: str) -> Columns:
+    index = {name.lower(): i for i, name in enumerate(names)}
+    found: dict[str, int] = {}
+    for target, candidates in TARGETS.items():
+        for candidate in candidates:
+            if candidate in index:
+                found[target] = index[candidate]
+                break
+    path = None
+    if "path" in found:
+        path = (found.pop("path"), found.pop("query", None), _converter("path", escaping))
+    found.pop("query", None)
+    plan = tuple((i, target, _converter(target, escaping)) for target, i in found.items())
+    stamps = {key: index.get(key) for key in ("date", "time", "x-timestamp-ms")}
+    used = {i for i in (*found.values(), *stamps.values(), *(path or ())[:2]) if i is not None}
+    extra = [i for i in range(len(names)) if i not in used]
+    return Columns(tuple(names), escaping, plan, path, tuple(names[i] for i in extra),
+                   _picker(extra), stamps["date"], stamps["time"], stamps["x-timestamp-ms"])
+
+
+def _converter(target: str, escaping: str) -> Convert:
+    if target in ("status", "bytes_sent"):
+        return _int
+    if escaping == "url" and target in URL_ENCODED:
+        return _url_decoded
+    if escaping == "plus" and target == "user_agent":
+        return _plus_spaces
+    return None
+
+
+def _picker(indexes: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    if len(indexes) >= 2:
+        return itemgetter(*indexes)
+    return lambda values: tuple(values[i] for i in indexes)
+
+
+class ColumnParser(Parser):
+    """Header-driven (W3C, CloudFront) or fixed-column (Bunny) lines, split on `separator`
+    (None: on runs of white space)."""
+
+    def __init__(self, name: str, times: TimeParser, default: str, separator: str | None,
+                 escaping: str, free_column: str | None = None,
+                 requires_header_with: str | None = None) -> None:
+        self.name, self.times = name, times
+        self.separator = separator
+        self.columns = compile_columns(header_names(default), escaping)
+        # The one column allowed to contain the separator (Bunny's user agent may hold `|`).
+        self.free = self.columns.names.index(free_column) if free_column else None
+        # A header must name this column for the file to be this format (CloudFront's
+        # x-edge-* columns): other W3C files are left to the generic preset.
+        self.requires = requires_header_with
+        self.header_ok = True
+
+    def parse(self, line: str) -> LogRecord:
+        if line.startswith(("#", "\ufeff#")):
+            self._directive(line.lstrip("\ufeff"))
+            raise SkipLine("w3c_header")
+        if not self.header_ok:
+            raise ParseError(f"the #Fields header is not {self.name}'s", 0)
+        columns = self.columns
+        values = line.split(self.separator)
+        if len(values) != len(columns.names):
+            values = self._refit(line, values)
+        record = LogRecord(fields=dict(zip(columns.extra_names, columns.extra_values(values),
+                                           strict=True)))
+        for i, target, convert in columns.plan:
+            value = values[i]
+            if value and value != "-":  # "-": the field is empty
+                setattr(record, target, convert(value) if convert else value)
+        if columns.path is not None and record.uri is None:
+            record.uri = _target(values, *columns.path)
+        try:
+            if columns.epoch_ms is not None:
+                record.time = self.times.epoch(values[columns.epoch_ms], 1e3)
+            elif columns.date is not None and columns.time is not None:
+                record.time = self.times.w3c(values[columns.date], values[columns.time])
+        except ValueError as exc:
+            raise ParseError(str(exc), 0) from None
+        return record
+
+    def _directive(self, line: str) -> None:
+        if not line.startswith("#Fields:"):
+            return
+        names = header_names(line)
+        escaping = "url" if any(n.startswith("x-edge-") for n in names) else "plus"
+        self.header_ok = self.requires is None or self.requires in names
+        if self.header_ok:
+            self.columns = compile_columns(names, escaping)
+            self.free = None
+
+    def _refit(self, line: str, values: list[str]) -> list[str]:
+        expected = len(self.columns.names)
+        if self.free is not None and len(values) > expected:
+            extra = len(values) - expected
+            joined = self.separator.join(values[self.free:self.free + extra + 1])
+            return values[:self.free] + [joined] + values[self.free + extra + 1:]
+        raise ParseError(f"{len(values)} columns where {expected} were expected "
+                         f"({' '.join(self.columns.names[:4])} ...)", 0)
+
+
+def _target(values: list[str], stem: int, query: int | None, convert: Convert) -> str | None:
+    path = values[stem]
+    if path == "-":
+        return None
+    args = values[query] if query is not None else "-"
+    target = path if args in ("-", "") else f"{path}?{args}"
+    return convert(target) if convert else target
+
+
+def _preset(name: str, description: str, *args, **kwargs) -> None:
+    def create(times: TimeParser) -> Parser:
+        parser = ColumnParser(name, times, *args, **kwargs)
+        parser.description = description
+        return parser
+
+    register(Preset(name, description, create))
+
+
+_preset("cloudfront", "Amazon CloudFront standard log (tab-separated, #Fields header, UTC, "
+                      "URL-encoded user agent)",
+        CLOUDFRONT_FIELDS, "\t", "url", requires_header_with="x-edge-location")
+_preset("w3c", "IIS / W3C extended log, columns from its #Fields header (UTC)",
+        IIS_FIELDS, None, "plus")
+_preset("bunny", "Bunny CDN raw log (pipe-separated, Unix time in ms)",
+        BUNNY_FIELDS, "|", "", free_column="cs(User-Agent)")

@@ -1,0 +1,99 @@
+"""Benchmark: `plausible-import export` against GoAccess's full JSON report, and peak memory as
+the history grows 10x.
+
+Run from the repository root:
+    python tests/bench/bench_export.py [--lines 1000000] [--runs 3]
+
+1. Speed: the same generated combined log (tests/bench/genlog.py) through
+   `goaccess LOG --log-format=COMBINED -o report.json` (Debian's goaccess) and through
+   `python -m importer export LOG --format combined ...`, alternating, `--runs` times each;
+   medians of wall time.
+2. Memory: export of 2 days of logs, then of 20 days with the same traffic per day (10x the
+   history, 10x the lines): peak RSS of each.
+Each command runs under a small wrapper that reports its children's peak RSS (ru_maxrss).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from genlog import generate  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MEASURE = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:], "
+           "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode; "
+           "print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def write_log(path: str, lines: int, days: float) -> None:
+    with open(path, "w") as f:
+        for line in generate(lines, "combined", seed=1, days=days):
+            f.write(line + "\n")
+
+
+def measure(cmd: list[str]) -> tuple[float, int]:
+    """(wall seconds, peak RSS in MB) of one run of `cmd`."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True,
+                          cwd=ROOT, check=True)
+    wall = time.perf_counter() - started
+    rc, rss_kb = map(int, done.stdout.split())
+    if rc != 0:
+        raise SystemExit(f"{cmd[0]} exited {rc}")
+    return wall, rss_kb // 1024
+
+
+def export_cmd(log: str, out: str) -> list[str]:
+    return [sys.executable, "-m", "importer", "export", log, "--format", "combined",
+            "--domain", "example.com", "--out", out, "--no-progress"]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--lines", type=int, default=1_000_000)
+    p.add_argument("--days", type=float, default=7.0, help="time span of the speed log")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--per-day", type=int, default=50_000, help="lines a day in the memory runs")
+    args = p.parse_args()
+    if shutil.which("goaccess") is None:
+        raise SystemExit("goaccess is not installed (apt-get install goaccess)")
+    work = tempfile.mkdtemp(prefix="bench_export_")
+    try:
+        log = os.path.join(work, "access.log")
+        write_log(log, args.lines, args.days)
+        print(f"log: {args.lines:,} lines over {args.days:g} days, "
+              f"{os.path.getsize(log) / 1e6:,.0f} MB")
+        goaccess = ["goaccess", log, "--log-format=COMBINED", "-o",
+                    os.path.join(work, "report.json")]
+        results: dict[str, list[tuple[float, int]]] = {"goaccess": [], "export": []}
+        for _ in range(args.runs):
+            results["goaccess"].append(measure(goaccess))
+            results["export"].append(measure(export_cmd(log, os.path.join(work, "out"))))
+        print(f"{'tool':<10} {'median s':>9} {'lines/s':>10} {'peak MB':>8}  runs (s)")
+        medians = {}
+        for tool, runs in results.items():
+            medians[tool] = statistics.median(w for w, _ in runs)
+            print(f"{tool:<10} {medians[tool]:>9.1f} {args.lines / medians[tool]:>10,.0f} "
+                  f"{max(m for _, m in runs):>8}  " + " ".join(f"{w:.1f}" for w, _ in runs))
+        print(f"export is {medians['goaccess'] / medians['export']:.2f}x GoAccess's speed")
+
+        print(f"\nmemory, {args.per_day:,} lines a day:")
+        for days in (2, 20):
+            write_log(log, args.per_day * days, days)
+            wall, rss = measure(export_cmd(log, os.path.join(work, f"out{days}")))
+            print(f"  {args.per_day * days:>10,} lines, {days:>2} days: peak {rss} MB "
+                  f"({wall:.1f} s)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Parse speed against GoAccess, side by side, and peak memory as the input grows 10x.
+
+    python tests/bench/bench_parse.py                  # 1M lines, combined and CloudFront
+    python tests/bench/bench_parse.py --lines 200000 --runs 5 --no-memory
+
+For each format, in the same run and on the same generated file (tests/bench/genlog.py, seed 1,
+kept in --data), interleaved `--runs` times, medians reported:
+  - GoAccess (Debian's 1.7): `goaccess FILE --log-format=COMBINED|CLOUDFRONT` with every panel
+    ignored (it parses and validates every line, keeps nothing), JSON to a temporary file;
+  - `python -m importer send FILE --domain example.com --dry-run --json`: a dry run parses,
+    filters and builds every event and sends nothing; with --workers auto (one per core) and 1.
+Wall time includes start-up for both. Then the peak memory of the dry run on the 1x and a 10x
+combined file: the largest process's peak RSS, and the peak of the whole process tree
+(sampled every 50 ms, proportional set size: pages shared after the fork counted once).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PANELS = ["VISITORS", "REQUESTS", "REQUESTS_STATIC", "NOT_FOUND", "HOSTS", "OS", "BROWSERS",
+          "VISIT_TIMES", "VIRTUAL_HOSTS", "REFERRERS", "REFERRING_SITES", "KEYPHRASES",
+          "STATUS_CODES", "REMOTE_USER", "CACHE_STATUS", "GEO_LOCATION", "MIME_TYPE", "TLS_TYPE"]
+GOACCESS_FORMAT = {"combined": "COMBINED", "cloudfront": "CLOUDFRONT"}
+
+
+def log_file(data: Path, fmt: str, lines: int) -> Path:
+    """The generated log, made once and kept (generating 1M lines takes ~15-30 s)."""
+    path = data / f"{fmt}_{lines}.log"
+    if not path.exists():
+        print(f"generating {path} ...", file=sys.stderr)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w") as out:
+            subprocess.run([sys.executable, str(ROOT / "tests/bench/genlog.py"), "--lines",
+                            str(lines), "--format", fmt, "--seed", "1"], stdout=out, check=True)
+        tmp.rename(path)
+    return path
+
+
+class Run:
+    """One command, timed, with its peak memory: (wall s, max RSS of one process in MiB,
+    peak PSS of the process tree in MiB)."""
+
+    def __init__(self, cmd: list[str], cwd: Path | None = None) -> None:
+        self.cmd, self.cwd = cmd, cwd
+
+    def __call__(self) -> tuple[float, float, float]:
+        started = time.perf_counter()
+        proc = subprocess.Popen(self.cmd, cwd=self.cwd, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        peak = [0]
+        done = threading.Event()
+        sampler = threading.Thread(target=_sample_tree, args=(proc.pid, peak, done))
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        done.set()
+        sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err = proc.stderr.read().decode(errors="replace")
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(self.cmd)} failed ({proc.returncode}):\n{err}")
+        return wall, usage.ru_maxrss / 1024, peak[0] / 1024
+
+
+def _sample_tree(pid: int, peak: list[int], done: threading.Event) -> None:
+    while not done.wait(0.05):
+        total = sum(_pss_kib(p) for p in _tree(pid))
+        peak[0] = max(peak[0], total)
+
+
+def _tree(pid: int) -> list[int]:
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            with open(f"/proc/{pids[i]}/task/{pids[i]}/children") as f:
+                pids.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+        i += 1
+    return pids
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def goaccess(path: Path, fmt: str, out: Path) -> Run:
+    return Run(["goaccess", str(path), f"--log-format={GOACCESS_FORMAT[fmt]}", "--no-progress",
+                *(f"--ignore-panel={p}" for p in PANELS), "-o", str(out)])
+
+
+def importer(path: Path, workers: str) -> Run:
+    return Run([sys.executable, "-m", "importer", "send", str(path), "--domain", "example.com",
+                "--dry-run", "--json", "--no-progress", "--workers", workers], cwd=ROOT)
+
+
+def compare(path: Path, fmt: str, lines: int, runs: int, workers: str, tmp: Path) -> dict:
+    contenders = {
+        "goaccess": goaccess(path, fmt, tmp / "goaccess.json"),
+        f"importer --workers {workers}": importer(path, workers),
+        "importer --workers 1": importer(path, "1"),
+    }
+    walls: dict[str, list[float]] = {name: [] for name in contenders}
+    for i in range(runs):
+        for name, run in contenders.items():
+            walls[name].append(run()[0])
+        print(f"  {fmt} run {i + 1}/{runs}: " + ", ".join(
+            f"{name} {w[-1]:.2f}s" for name, w in walls.items()), file=sys.stderr)
+    rates = {name: lines / statistics.median(w) for name, w in walls.items()}
+    base = rates["goaccess"]
+    print(f"\n{fmt}, {lines:,} lines, median of {runs} runs")
+    for name, rate in rates.items():
+        print(f"  {name:<26} {rate:>10,.0f} lines/s  {rate / base:5.2f}x GoAccess"
+              f"  (median {statistics.median(walls[name]):.2f}s)")
+    return {"format": fmt, "lines": lines, "runs": runs,
+            "lines_per_s": {name: round(rate) for name, rate in rates.items()},
+            "vs_goaccess": {name: round(rate / base, 2) for name, rate in rates.items()}}
+
+
+def memory(data: Path, lines: int, workers: str) -> dict:
+    """Peak memory of the dry run on 1x and 10x the lines."""
+    figures = {}
+    for factor in (1, 10):
+        path = log_file(data, "combined", lines * factor)
+        wall, largest, tree = importer(path, workers)()
+        figures[factor] = (largest, tree)
+        print(f"  {factor:>2}x ({lines * factor:,} lines): {wall:6.1f}s, largest process "
+              f"{largest:6.0f} MiB, all processes {tree:6.0f} MiB", file=sys.stderr)
+    (one, one_tree), (ten, ten_tree) = figures[1], figures[10]
+    print(f"\npeak memory, combined, --workers {workers}: largest process {one:.0f} -> "
+          f"{ten:.0f} MiB ({ten / one - 1:+.0%}), all processes {one_tree:.0f} -> "
+          f"{ten_tree:.0f} MiB ({ten_tree / one_tree - 1:+.0%}) for 10x the input")
+    return {"lines": [lines, lines * 10], "largest_process_mib": [round(one), round(ten)],
+            "all_processes_mib": [round(one_tree), round(ten_tree)],
+            "growth": round(ten_tree / one_tree - 1, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--lines", type=int, default=1_000_000)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--formats", default="combined,cloudfront")
+    p.add_argument("--workers", default=str(len(os.sched_getaffinity(0))))
+    p.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "plausible-bench",
+                   help="where the generated logs are kept between runs")
+    p.add_argument("--no-memory", action="store_true", help="skip the 1x/10x memory runs")
+    args = p.parse_args(argv)
+    if shutil.which("goaccess") is None:
+        raise SystemExit("goaccess is not installed (apt-get install goaccess)")
+    args.data.mkdir(parents=True, exist_ok=True)
+    report: dict = {"cores": len(os.sched_getaffinity(0)), "speed": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in args.formats.split(","):
+            path = log_file(args.data, fmt, args.lines)
+            report["speed"].append(compare(path, fmt, args.lines, args.runs, args.workers,
+                                           Path(tmp)))
+    if not args.no_memory:
+        report["memory"] = memory(args.data, args.lines, args.workers)
+    print("\n" + json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

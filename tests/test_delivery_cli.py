@@ -1,0 +1,131 @@
+"""`plausible-import send` as a user runs it: health check first, signals, exit codes, files."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.plausible_rules import BROWSER_UA
+from tests.receiver import Receiver
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_log(path: Path, n: int) -> Path:
+    """n page visits in nginx's combined format, by n // 4 visitors, logged just now."""
+    stamp = datetime.now(UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    with open(path, "w") as f:
+        for i in range(n):
+            v = i % (n // 4 or 1)
+            f.write(f'10.0.{v >> 8}.{v & 255} - - [{stamp}] "GET /page/{i} HTTP/1.1" 200 512 '
+                    f'"-" "{BROWSER_UA}"\n')
+    return path
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "importer", "send", "--format", "combined",
+            "--domain", "example.com", "--no-progress", *args]
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAUSIBLE")}
+    return subprocess.run(cli(*args), cwd=ROOT, capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_the_run_reports_and_exits_128_plus_signal(tmp_path, sig, code):
+    # More lines than the sender holds in memory, so the reader is waiting on back-pressure.
+    log = write_log(tmp_path / "access.log", 8000)
+    with Receiver(latency=0.2) as rx:  # 4 in flight, 0.2 s each: 20 events/s
+        proc = subprocess.Popen(cli(str(log), "--url", rx.url, "--concurrency", "4", "--json"),
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        assert rx.wait_for_requests(9, timeout=20), proc.communicate(timeout=5)
+        proc.send_signal(sig)
+        signalled = time.monotonic()
+        out, err = proc.communicate(timeout=20)
+        took = time.monotonic() - signalled
+        accepted = len(rx.events)
+    assert proc.returncode == code, err
+    assert took < 5  # in-flight requests finish (0.2 s), the rest stays for a rerun
+    summary = json.loads(out)
+    assert f"stopped by {sig.name}" in summary["warnings"]
+    assert summary["events"] == summary["sent"] + summary["undelivered"]
+    assert summary["undelivered"] > 0
+    assert summary["sent"] == accepted  # what the server has is exactly what counts as sent
+    assert summary["lines_read"] < 8000  # reading stopped too
+
+
+def test_health_is_checked_before_any_log_is_read(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run(str(tmp_path / "no-such.log"), "--url", url)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("plausible-import: error: cannot reach") and url in line
+    assert result.stdout == ""
+
+
+def test_a_server_that_is_not_plausible_gets_one_line(tmp_path):
+    log = write_log(tmp_path / "access.log", 4)
+    with Receiver() as rx:
+        result = run(str(log), "--url", rx.url + "/stats")
+        assert not rx.events
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert f"{rx.url}/stats/api/health" in line and "not like a Plausible server" in line
+
+
+@pytest.mark.parametrize("option", [["--url", "plausible.example.com"], ["--rate", "-1"],
+                                    ["--pace", "fast"], ["--concurrency", "0"],
+                                    ["--max-age", "soon"]])
+def test_bad_delivery_options_are_usage_errors(tmp_path, option):
+    result = run(str(tmp_path / "x.log"), "--url", "http://127.0.0.1:9", *option)
+    assert result.returncode == 2
+    assert option[0] in result.stderr
+
+
+def test_rejected_events_land_in_a_private_dead_letter_file(tmp_path):
+    log = write_log(tmp_path / "access.log", 8)
+    dead = tmp_path / "dead.ndjson"
+    with Receiver() as rx:
+        rx.faults.next("400")
+        result = run(str(log), "--url", rx.url, "--dead-letter", str(dead), "--json")
+        accepted = len(rx.events)
+    assert result.returncode == 1, result.stderr  # something did not arrive: not a clean run
+    summary = json.loads(result.stdout)
+    assert (summary["sent"], summary["dead_lettered"]) == (7, 1) and accepted == 7
+    assert dead.stat().st_mode & 0o777 == 0o600  # it holds IP addresses
+    [record] = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert record["status"] == 400 and record["origin"].endswith(":1")
+
+
+def test_a_server_failing_everything_stops_the_run_with_exit_1(tmp_path):
+    log = write_log(tmp_path / "access.log", 2000)
+    with Receiver() as rx:
+        rx.faults.chance("503", 1.0)
+        result = run(str(log), "--url", rx.url, "--max-retries", "0", "--concurrency", "8",
+                     "--json")
+        requests = len(rx.requests)
+    assert result.returncode == 1
+    summary = json.loads(result.stdout)
+    assert summary["sent"] == 0 and summary["undelivered"] == summary["events"]
+    assert requests < 200  # stopped early, not 2000 failures
+    assert "stopped early" in result.stderr.splitlines()[-1]
+
+
+def test_a_clean_run_exits_0_and_sends_every_visit(tmp_path):
+    log = write_log(tmp_path / "access.log", 60)
+    with Receiver() as rx:
+        result = run(str(log), "--url", rx.url + "/api/event/", "--json", "--rate", "500")
+        urls = sorted(int(e["url"].rsplit("/", 1)[1]) for e in rx.events)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["sent"] == 60 and urls == list(range(60))

@@ -1,0 +1,236 @@
+"""Parsing in worker processes (importer/parallel.py) gives exactly what parsing in-process
+gives: the same events in the same order with the same origins, the same counters (samples
+included), the same --rejects lines and the same checkpoint positions and dedupe, on generated
+logs with malformed lines, several files, gzip, CRLF, bad UTF-8 and W3C headers mid-file.
+
+Chunks are made tiny so that a small file is cut into hundreds of them."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import random
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from importer import parallel
+from importer.events import Event
+from importer.filters import FilterChain
+from importer.pipeline import Pipeline
+from importer.sources import Chunk, open_source
+from importer.state import SENT, UNDELIVERED, Checkpoint
+from importer.summary import Counters
+from importer.transform import EventBuilder
+from tests.bench.genlog import CF_FIELDS, generate
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_BYTES", 0)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 3000)
+
+
+class Recorder:
+    """A sink that keeps every event and settles it at once: undelivered when `fails` says so,
+    else sent."""
+
+    def __init__(self, counters: Counters, on_done=None, fails=lambda event: False) -> None:
+        self.counters, self.on_done, self.fails = counters, on_done, fails
+        self.events: list[Event] = []
+
+    def submit(self, event: Event) -> None:
+        self.events.append(event)
+        outcome = UNDELIVERED if self.fails(event) else SENT
+        setattr(self.counters, outcome, getattr(self.counters, outcome) + 1)
+        if self.on_done is not None:
+            self.on_done(event, outcome)
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def run(inputs: list[Path], workers: int, *, state: Path | None = None, explain: int = 0,
+        fails=lambda event: False, rules=None) -> tuple[dict, list[Event], str]:
+    counters = Counters(explain=explain)
+    checkpoint = Checkpoint(None if state is None else str(state), in_flight=4)
+    sink = Recorder(counters, checkpoint.on_done, fails)
+    rejects = io.StringIO()
+    chain = FilterChain(rules) if rules is not None else FilterChain()
+    chain.rules.append(_count_hosts(counters))  # a rule with a side effect on the counters
+    pipeline = Pipeline(inputs=[str(p) for p in inputs], builder=EventBuilder("example.com"),
+                        sink=sink, counters=counters, filters=chain, rejects=rejects,
+                        checkpoint=checkpoint, workers=workers)
+    try:
+        pipeline.run()
+    finally:
+        checkpoint.close()
+    assert counters.check() == []
+    summary = counters.as_dict()
+    del summary["elapsed_s"]
+    return summary, sink.events, rejects.getvalue()
+
+
+def _count_hosts(counters: Counters):
+    def rule(record) -> None:
+        counters.unmapped_hosts[record.client_ip.split(".")[0]] += 1
+
+    return rule
+
+
+def combined_bytes(lines: int, seed: int) -> bytes:
+    """A generated combined log, with the damage real logs have."""
+    rng = random.Random(seed)
+    out = []
+    for line in generate(lines, "combined", seed=seed, malformed=0.02):
+        raw = line.encode()
+        r = rng.random()
+        if r < 0.01:
+            raw += b"\r"  # CRLF
+        elif r < 0.015:
+            raw = raw.replace(b"Mozilla", b"Mozi\xffla")  # invalid UTF-8
+        elif r < 0.02:
+            raw = b""
+        elif r < 0.022:
+            raw = raw.replace(b" - ", b" \x00- ", 1)
+        out.append(raw + b"\n")
+    return b"".join(out)
+
+
+def cloudfront_text(lines: int, seed: int) -> str:
+    """CloudFront lines whose #Fields header changes column order halfway through."""
+    rows = list(generate(lines, "cloudfront", seed=seed))
+    header, data = rows[:2], rows[2:]
+    names = CF_FIELDS.split()
+    order = list(range(len(names)))
+    order[4], order[7] = order[7], order[4]  # c-ip and cs-uri-stem swap places
+    swapped = ["#Fields: " + " ".join(names[i] for i in order)]
+    for row in data[len(data) // 2:]:
+        values = row.split("\t")
+        swapped.append("\t".join(values[i] for i in order))
+    return "\n".join(header + data[:len(data) // 2] + swapped) + "\n"
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> list[Path]:
+    a = tmp_path / "access.log.1"
+    a.write_bytes(combined_bytes(6000, seed=1))
+    b = tmp_path / "access.log.2.gz"
+    b.write_bytes(gzip.compress(combined_bytes(3000, seed=2)))
+    c = tmp_path / "cloudfront.log"
+    c.write_text(cloudfront_text(3000, seed=3))
+    return [b, a, c]
+
+
+def test_workers_give_what_the_main_process_gives(logs, tiny_chunks):
+    serial = run(logs, workers=1, explain=3)
+    parallel_ = run(logs, workers=2, explain=3)
+    summary, events, rejects = parallel_
+    assert summary["lines_read"] == 12000 + 2 + 1  # the CloudFront headers are lines too
+    assert summary["malformed"] > 50 and summary["events"] > 1000
+    assert summary["notes"]["invalid_utf8"] > 10
+    assert len(summary["malformed_samples"]) == 5 and summary["filter_samples"]
+    assert {e.origin.source for e in events} == {str(p) for p in logs}
+    assert rejects.count("\n") == summary["malformed"]
+    assert parallel_ == serial
+
+
+def test_events_keep_their_line_numbers_and_offsets(logs, tiny_chunks):
+    _, events, _ = run(logs[1:2], workers=2)
+    data = logs[1].read_bytes()
+    ends = [i + 1 for i, byte in enumerate(data) if byte == ord("\n")]
+    for event in events:
+        assert event.origin.offset == ends[event.origin.lineno - 1]
+
+
+def test_checkpoint_positions_and_dedupe_match_over_reruns(tmp_path, tiny_chunks):
+    """Runs over a growing log and an overlapping copy, with some events undelivered each time:
+    each run reads, dedupes, sends and holds back exactly as in-process."""
+    results = {}
+    for workers in (1, 2):
+        root = tmp_path / f"w{workers}"
+        root.mkdir()
+        log, overlap = root / "access.log", root / "overlap.log"
+        all_lines = combined_bytes(4000, seed=5).splitlines(keepends=True)
+        overlap.write_bytes(b"".join(all_lines[3000:3600]))
+        runs = []
+        for attempt, upto in enumerate((1500, 2500, 4000, 4000)):
+            log.write_bytes(b"".join(all_lines[:upto]))
+            fails = (lambda e, a=attempt: zlib.crc32(e.url.encode()) % 7 == a) \
+                if attempt < 3 else (lambda e: False)
+            summary, events, _ = run([log, overlap], workers, state=root / "state.sqlite",
+                                     fails=fails)
+            runs.append((summary, [(e.url, e.origin.lineno) for e in events]))
+        results[workers] = json.dumps(runs).replace(str(root), "ROOT")
+    assert results[1] == results[2]
+    runs = json.loads(results[2])
+    assert runs[-1][0]["events"] < runs[0][0]["events"]  # reruns send only what is new
+
+
+def test_a_failing_worker_stops_the_run_with_its_traceback(logs, tiny_chunks):
+    def explode(record):
+        if record.status == 404:
+            raise RuntimeError("boom in a rule")
+
+    with pytest.raises(parallel.WorkerError, match="boom in a rule"):
+        run(logs[1:2], workers=2, rules=[explode])
+
+
+def test_small_files_are_parsed_in_process(logs):
+    counters = Counters()
+    pipeline = Pipeline(inputs=[str(logs[1])], builder=EventBuilder("example.com"),
+                        sink=Recorder(counters), counters=counters,
+                        filters=FilterChain([]), workers=2)
+    pipeline.run()
+    assert pipeline._workers.files == 0 and counters.lines_read == 6000
+
+
+def test_chunks_split_lines_as_lines_does(logs):
+    """Chunk.lines over any chunk size gives the lines `Source.lines` gives."""
+    for path in logs:
+        expected = [(ln.lineno, ln.end, ln.text, ln.invalid_utf8)
+                    for ln in open_source(str(path)).lines()]
+        for size in (50, 4096):
+            chunks = list(open_source(str(path)).chunks(size=size))
+            got = [(ln.lineno, ln.end, ln.text, ln.invalid_utf8)
+                   for chunk in chunks for ln in chunk.lines()]
+            assert got == expected
+            assert all(isinstance(c, Chunk) and c.end - c.start >= len(c.data) for c in chunks)
+
+
+def test_counter_differences_merge_like_counting_in_place():
+    worker, main = Counters(explain=2), Counters(explain=2)
+    main.filter("asset", "line 0")
+    worker.warn("before the snapshot")
+    before = parallel._snapshot(worker)
+    for n in range(1, 4):
+        worker.filter("asset", f"line {n}")
+    worker.notes["invalid_utf8"] += 2
+    worker.lines_read += 7
+    worker.warn("a warning")
+    parallel._merge(main, parallel._delta(before, worker))
+    assert main.filtered == Counter(asset=4)
+    assert main.filter_samples == {"asset": ["line 0", "line 1"]}
+    assert main.notes == Counter(invalid_utf8=2) and main.lines_read == 7
+    assert main.warnings == ["a warning"] and main.explain == 2
+
+
+def test_workers_share_what_they_learn_about_user_agents(logs, tiny_chunks, monkeypatch):
+    """A user agent classified by one worker is not classified again by the other (each
+    costs ~2 ms, and both workers meet nearly every user agent of a log)."""
+    from importer import useragents
+
+    monkeypatch.setattr(useragents, "detect_kind", lambda ua: "bot" if "bot" in ua else "")
+    monkeypatch.setattr(useragents.classifier, "_kinds", {})
+    counters = Counters()
+    pipeline = Pipeline(inputs=[str(logs[1])], builder=EventBuilder("example.com"),
+                        sink=Recorder(counters), counters=counters, workers=2)
+    pipeline.run()
+    known = len(useragents.classifier._kinds)  # the main process learned them all
+    assert known > 100  # the user agents of page views
+    assert pipeline._workers.found < 1.3 * known  # twice only in a race (~1.8 unshared)

@@ -1,0 +1,216 @@
+"""Inputs: files, directories, globs and stdin; compression by magic bytes; rotated sets oldest
+first; and bad input that must never stop a run (invalid UTF-8, NUL bytes, huge lines, CRLF,
+truncated archives, a file still being written, --rejects)."""
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import lzma
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from importer import sources
+from importer.cli import main
+from importer.sources import InputError, expand_inputs, open_source
+from tests.format_samples import SERVERS
+
+LINE = SERVERS[0].lines[0]  # a combined line for /a?b=c
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def lines_of(path: Path) -> list[str]:
+    return [line.text for line in open_source(str(path)).lines()]
+
+
+def dry_run(tmp_path: Path, *args: str, capsys) -> dict:
+    assert main(["send", *args, "--domain", "example.com", "--dry-run", "--no-progress",
+                 "--json", "--state", str(tmp_path / "state")]) in (0, 2)
+    return json.loads(capsys.readouterr().out)
+
+
+COMPRESSORS = {
+    "gzip": gzip.compress,
+    "bzip2": bz2.compress,
+    "xz": lzma.compress,
+    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+}
+TEXT = "".join(f"{LINE.replace('/a?b=c', f'/page{i}')}\n" for i in range(50)).encode()
+
+
+@pytest.mark.parametrize("kind", COMPRESSORS)
+def test_compression_is_told_by_magic_bytes_not_names(tmp_path, kind):
+    misleading = tmp_path / "access.log.gz.txt"  # neither what the name says, nor plain
+    misleading.write_bytes(COMPRESSORS[kind](TEXT))
+    assert open_source(str(misleading)).compression == kind
+    assert lines_of(misleading) == TEXT.decode().splitlines()
+
+
+def test_plain_file_named_gz_is_read_as_text(tmp_path):
+    path = tmp_path / "access.log.1.gz"
+    path.write_bytes(TEXT)
+    assert open_source(str(path)).compression == "plain"
+    assert len(lines_of(path)) == 50
+
+
+def test_zstd_with_several_frames(tmp_path):
+    path = tmp_path / "a.zst"
+    half = len(TEXT) // 2
+    path.write_bytes(COMPRESSORS["zstd"](TEXT[:half]) + COMPRESSORS["zstd"](TEXT[half:]))
+    assert "\n".join(lines_of(path)) + "\n" == TEXT.decode()
+
+
+def test_rotated_sets_oldest_first(tmp_path):
+    for name in ("access.log", "access.log.1", "access.log.2.gz", "access.log.10.gz",
+                 "error.log", "error.log.1"):
+        (tmp_path / name).write_text("")
+    names = [Path(p).name for p in expand_inputs([str(tmp_path)])]
+    assert names == ["access.log.10.gz", "access.log.2.gz", "access.log.1", "access.log",
+                     "error.log.1", "error.log"]
+
+
+def test_date_stamped_rotation_oldest_first(tmp_path):
+    for name in ("access.log", "access.log-20261119.gz", "access.log-20261120"):
+        (tmp_path / name).write_text("")
+    names = [Path(p).name for p in expand_inputs([str(tmp_path / "access.log*")])]
+    assert names == ["access.log-20261119.gz", "access.log-20261120", "access.log"]
+
+
+def test_files_directories_and_globs_in_the_order_given(tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "access.log").write_text("")
+    (tmp_path / "site" / "access.log.1").write_text("")
+    (tmp_path / "other.log").write_text("")
+    got = expand_inputs([str(tmp_path / "other.log"), str(tmp_path / "site"),
+                         str(tmp_path / "site" / "*.log*")])
+    assert got == [str(tmp_path / "other.log"), str(tmp_path / "site" / "access.log.1"),
+                   str(tmp_path / "site" / "access.log")]  # each file once
+
+
+def test_missing_inputs(tmp_path):
+    with pytest.raises(InputError, match="no file matches"):
+        expand_inputs([str(tmp_path / "*.log")])
+    with pytest.raises(InputError, match="no such file"):
+        open_source(str(tmp_path / "nope.log"))
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_stdin(tmp_path, compress):
+    data = b"".join(TEXT.splitlines(keepends=True)[:10])
+    proc = subprocess.run(
+        [sys.executable, "-m", "importer", "send", "-", "--domain", "example.com", "--dry-run",
+         "--no-progress", "--json", "--state", str(tmp_path / "state")],
+        input=gzip.compress(data) if compress else data, cwd=ROOT, capture_output=True,
+        timeout=60, check=True)
+    summary = json.loads(proc.stdout)
+    assert summary["lines_read"] == summary["events"] == data.count(b"\n")
+
+
+def test_invalid_utf8_is_kept_with_replacement_characters(tmp_path, capsys):
+    path = tmp_path / "access.log"
+    bad = LINE.replace("Firefox/128.0", "Firefox/\xff\xfe").encode("latin-1")
+    path.write_bytes(bad + b"\n" + LINE.encode() + b"\n")
+    (first, second) = open_source(str(path)).lines()
+    assert first.invalid_utf8 and not second.invalid_utf8
+    assert first.text == LINE.replace("Firefox/128.0", "Firefox/\ufffd\ufffd")
+    summary = dry_run(tmp_path, str(path), capsys=capsys)
+    assert summary["events"] == 2 and summary["notes"]["invalid_utf8"] == 1
+
+
+def test_nul_bytes_are_dropped(tmp_path, capsys):
+    path = tmp_path / "access.log"
+    # A crash can leave a run of NULs where a line was being written.
+    other = LINE.replace("/a?b=c", "/other")
+    path.write_bytes(b"\x00" * 4096 + b"\n" + b"\x00\x00" + LINE.encode() + b"\n"
+                     + other.replace("GET", "G\x00ET").encode() + b"\n")
+    texts = lines_of(path)
+    assert texts == ["", LINE, other]
+    summary = dry_run(tmp_path, str(path), capsys=capsys)
+    assert summary["events"] == 2 and summary["filtered"] == {"blank_line": 1}
+
+
+def test_a_1mb_line_is_read_whole_between_its_neighbours(tmp_path):
+    path = tmp_path / "access.log"
+    huge = LINE.replace("/a?b=c", "/a?q=" + "x" * 1_000_000)
+    path.write_text(f"{LINE}\n{huge}\n{LINE}\n")
+    got = list(open_source(str(path)).lines())
+    assert [ln.text for ln in got] == [LINE, huge, LINE]
+    assert [ln.lineno for ln in got] == [1, 2, 3]
+    assert got[-1].end == path.stat().st_size
+
+
+def test_a_line_over_the_limit_is_cut_and_counted_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_LINE", 64)
+    path = tmp_path / "access.log"
+    path.write_text("short\n" + "y" * 1000 + "\nafter\n")
+    got = list(open_source(str(path)).lines())
+    assert [ln.text for ln in got] == ["short", "y" * 64, "after"]
+    assert [ln.end for ln in got] == [6, 1007, 1013]
+
+
+def test_crlf_line_ends(tmp_path, capsys):
+    path = tmp_path / "access.log"
+    lines = TEXT.decode().splitlines()[:3]
+    path.write_bytes("".join(ln + "\r\n" for ln in lines).encode())
+    got = list(open_source(str(path)).lines())
+    assert [ln.text for ln in got] == lines
+    assert got[-1].end == path.stat().st_size
+    assert dry_run(tmp_path, str(path), capsys=capsys)["events"] == 3
+
+
+def test_a_byte_order_mark_is_dropped(tmp_path):
+    path = tmp_path / "u.log"
+    path.write_bytes(b"\xef\xbb\xbf" + LINE.encode() + b"\n")
+    assert lines_of(path) == [LINE]
+
+
+@pytest.mark.parametrize("kind", ["gzip", "xz", "zstd"])
+def test_truncated_archive_keeps_what_was_read_and_goes_on(tmp_path, capsys, kind):
+    big = "".join(f"{LINE.replace('/a?b=c', f'/p{i}?' + 'z' * 64)}\n" for i in range(4000))
+    packed = COMPRESSORS[kind](big.encode())
+    cut = tmp_path / "access.log.2"
+    cut.write_bytes(packed[:len(packed) // 2])
+    whole = tmp_path / "access.log.1"
+    whole.write_text(LINE + "\n")
+    source = open_source(str(cut))
+    got = [ln.text for ln in source.lines()]
+    assert 0 < len(got) < 4000 and got == big.splitlines()[:len(got)]
+    assert "damaged" in source.warning
+    summary = dry_run(tmp_path, str(tmp_path), capsys=capsys)
+    assert summary["lines_read"] == len(got) + 1  # and the next file was read
+    assert any(f"{cut}: {kind} stream is damaged" in w for w in summary["warnings"])
+
+
+def test_unfinished_last_line_of_a_file_being_written_is_left(tmp_path, capsys):
+    path = tmp_path / "access.log"
+    path.write_text(LINE + "\n" + LINE[:40])
+    source = open_source(str(path))
+    assert [ln.text for ln in source.lines()] == [LINE]
+    assert source.held_back == 40
+    summary = dry_run(tmp_path, str(path), capsys=capsys)
+    assert summary["lines_read"] == 1 and summary["notes"]["unfinished_last_line"] == 1
+    # The same file untouched for long: a last line without a newline is complete.
+    old = time.time() - 2 * sources.STILL_WRITING_S
+    os.utime(path, (old, old))
+    source = open_source(str(path))
+    assert [ln.text for ln in source.lines()] == [LINE, LINE[:40]] and not source.held_back
+
+
+def test_rejects_file_is_private_and_holds_every_malformed_line(tmp_path, capsys):
+    path = tmp_path / "access.log"
+    broken = [f"broken line {i}" for i in range(8)]
+    path.write_text("\n".join([LINE] * 10 + broken) + "\n")
+    rejects = tmp_path / "rejects.tsv"
+    summary = dry_run(tmp_path, str(path), "--rejects", str(rejects), capsys=capsys)
+    assert summary["malformed"] == 8 and len(summary["malformed_samples"]) == 5
+    assert stat.S_IMODE(rejects.stat().st_mode) == 0o600
+    rows = [row.split("\t") for row in rejects.read_text().splitlines()]
+    assert [(r[0], r[2]) for r in rows] == [(f"{path}:{11 + i}", broken[i]) for i in range(8)]
+    assert all(r[1].startswith("does not match combined") for r in rows)

@@ -1,0 +1,182 @@
+"""importer/useragents.py against real User-Agent strings and the real device-detector database."""
+from __future__ import annotations
+
+import pytest
+
+from importer import useragents
+from importer.useragents import UNKNOWN, UserAgentClassifier, UserAgentInfo, detect, detect_kind
+
+IPHONE_SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1"
+)
+ANDROID_CHROME = (
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/120.0.6099.144 Mobile Safari/537.36"
+)
+IPAD_SAFARI = (
+    "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+    " Version/16.6 Mobile/15E148 Safari/604.1"
+)
+WINDOWS_CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/120.0.0.0 Safari/537.36"
+)
+MAC_FIREFOX = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:121.0) Gecko/20100101 Firefox/121.0"
+)
+LINUX_CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/120.0.0.0 Safari/537.36"
+)
+INSTAGRAM_IOS = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Mobile/15E148 Instagram 309.0.2.23.106 (iPhone14,5; iOS 17_1; en_US;"
+    " en; scale=3.00; 1170x2532; 537288532)"
+)
+ANDROID_WEBVIEW = (
+    "Mozilla/5.0 (Linux; Android 13; SM-S911B Build/TP1A.220624.014; wv) AppleWebKit/537.36"
+    " (KHTML, like Gecko) Version/4.0 Chrome/119.0.6045.193 Mobile Safari/537.36"
+)
+OPERA_MINI_IOS = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) OPiOS/16.0.14.122053 Mobile/15E148 Safari/9537.53"
+)
+HEADLESS_CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " HeadlessChrome/120.0.0.0 Safari/537.36"
+)
+
+# (ua, kind, device, browser, browser_version, os, os_version)
+CASES = [
+    ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+     "bot", "", "", "", "", ""),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko); compatible; GPTBot/1.2;"
+     " +https://openai.com/gptbot", "bot", "", "", "", "", ""),
+    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; ClaudeBot/1.0;"
+     " +claudebot@anthropic.com)", "bot", "", "", "", "", ""),
+    ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+     "bot", "", "", "", "", ""),
+    ("Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
+     "bot", "", "", "", "", ""),
+    ("ELB-HealthChecker/2.0", "bot", "", "", "", "", ""),
+    ("kube-probe/1.27", "monitor", "", "", "", "", ""),
+    ("GoogleHC/1.0", "monitor", "", "", "", "", ""),
+    ("curl/8.5.0", "library", "", "curl", "8.5", "", ""),
+    ("python-requests/2.31.0", "library", "", "Python Requests", "2.31", "", ""),
+    ("Go-http-client/1.1", "library", "", "Go-http-client", "1.1", "", ""),
+    ("Wget/1.21.4", "library", "", "Wget", "1.21", "", ""),
+    (HEADLESS_CHROME, "headless", "Desktop", "Headless Chrome", "120.0", "GNU/Linux", ""),
+    (IPHONE_SAFARI, "", "Mobile", "Safari", "17.1", "iOS", "17.1"),
+    (ANDROID_CHROME, "", "Mobile", "Chrome", "120.0", "Android", "10"),
+    (IPAD_SAFARI, "", "Tablet", "Safari", "16.6", "iPadOS", "16.6"),
+    (WINDOWS_CHROME, "", "Desktop", "Chrome", "120.0", "Windows", "10"),
+    (MAC_FIREFOX, "", "Desktop", "Firefox", "121.0", "Mac", "10.15"),
+    (LINUX_CHROME, "", "Desktop", "Chrome", "120.0", "GNU/Linux", ""),
+    (INSTAGRAM_IOS, "", "Mobile", "Mobile App", "", "iOS", "17.1"),
+    (ANDROID_WEBVIEW, "", "Mobile", "Mobile App", "119.0", "Android", "13"),
+    (OPERA_MINI_IOS, "", "Mobile", "Opera", "16.0", "iOS", "17.1"),
+    ("", "", "", "", "", "", ""),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0][:40] or "empty")
+def test_detect_matches_plausible(case: tuple[str, ...]) -> None:
+    ua, *expected = case
+    assert detect(ua) == UserAgentInfo(*expected)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0][:40] or "empty")
+def test_detect_kind_agrees_with_detect(case: tuple[str, ...]) -> None:
+    ua, kind, *_ = case
+    assert detect_kind(ua) == kind
+
+
+def test_plausible_drops_bots_and_headless_only() -> None:
+    drops = {kind: UserAgentInfo(kind=kind).plausible_drops for kind in useragents.KINDS}
+    assert drops == {"bot": True, "headless": True, "library": False, "monitor": False, "": False}
+
+
+calls: list[str] = []
+
+
+def counting_detect(ua: str) -> UserAgentInfo:
+    """Top level so worker processes can unpickle it; counts only calls in this process."""
+    calls.append(ua)
+    return detect(ua)
+
+
+@pytest.fixture
+def counted() -> list[str]:
+    calls.clear()
+    return calls
+
+
+def test_cache_detects_each_ua_once(counted: list[str]) -> None:
+    clf = UserAgentClassifier(detect_fn=counting_detect)
+    first = clf.classify(IPHONE_SAFARI)
+    assert clf.classify(IPHONE_SAFARI) is first
+    assert clf.kind(IPHONE_SAFARI) == ""
+    assert counted == [IPHONE_SAFARI]
+
+
+def test_kind_alone_skips_the_full_detector(counted: list[str]) -> None:
+    clf = UserAgentClassifier(detect_fn=counting_detect)
+    assert [clf.kind(ua) for ua in ("curl/8.5.0", HEADLESS_CHROME)] == ["library", "headless"]
+    assert counted == []  # the full detector was never needed
+
+
+def test_classify_many_in_workers_equals_sequential(counted: list[str]) -> None:
+    uas = [case[0] for case in CASES]
+    with UserAgentClassifier(detect_fn=counting_detect, workers=2, min_parallel=5) as clf:
+        clf.classify(WINDOWS_CHROME)  # already cached: must not be sent to a worker
+        many = clf.classify_many(uas + uas[:3])
+    assert list(many) == uas
+    assert many == {ua: detect(ua) for ua in uas}
+    # Besides the cached UA, the parent detected one UA (loading the database before the fork);
+    # the workers did the rest.
+    assert len(counted) == 2
+
+
+def test_classify_many_below_threshold_stays_in_process(counted: list[str]) -> None:
+    clf = UserAgentClassifier(detect_fn=counting_detect, min_parallel=50)
+    many = clf.classify_many([IPHONE_SAFARI, ANDROID_CHROME, IPHONE_SAFARI])
+    assert many == {IPHONE_SAFARI: detect(IPHONE_SAFARI), ANDROID_CHROME: detect(ANDROID_CHROME)}
+    assert counted == [IPHONE_SAFARI, ANDROID_CHROME]
+
+
+def test_export_import_round_trip(counted: list[str]) -> None:
+    source = UserAgentClassifier()
+    source.classify_many([IPHONE_SAFARI, "curl/8.5.0"])
+    saved = source.export_cache()
+    assert set(saved) == {useragents.ua_key(IPHONE_SAFARI), useragents.ua_key("curl/8.5.0")}
+    assert all(len(key) == 32 for key in saved)
+
+    restored = UserAgentClassifier(detect_fn=counting_detect)
+    restored.import_cache(saved)
+    assert restored.export_cache() == saved  # entries not asked for yet are kept
+    assert restored.classify(IPHONE_SAFARI) == source.classify(IPHONE_SAFARI)
+    assert restored.kind("curl/8.5.0") == "library"
+    assert counted == []
+    assert restored.export_cache() == saved
+
+
+def test_caller_chosen_key() -> None:
+    clf = UserAgentClassifier(key=str.lower)
+    clf.import_cache([("curl/8.5.0", ("library", "", "curl", "8.5", "", ""))])
+    assert clf.classify("CURL/8.5.0").browser == "curl"  # found through key(ua), not detected
+    assert clf.export_cache() == {"curl/8.5.0": ("library", "", "curl", "8.5", "", "")}
+
+
+@pytest.mark.parametrize(
+    "row", [("robot", "", "", "", "", ""), ("", "", "", "", ""), ("", 1, "", "", "", "")]
+)
+def test_import_rejects_malformed_rows(row: tuple) -> None:
+    with pytest.raises(ValueError):
+        UserAgentClassifier().import_cache({"k": row})
+
+
+def test_empty_ua_is_unknown_not_a_bot() -> None:
+    info = UserAgentClassifier().classify("")
+    assert info == UNKNOWN
+    assert not info.plausible_drops
