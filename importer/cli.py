@@ -69,9 +69,10 @@ note: the Events API records events when they arrive, not when they happened.
 
 EXPORT_EXAMPLES = """\
 examples:
-  # history up to the day live sending began, as Plausible's CSV import files
+  # history up to the day before live sending began (on 2026-11-01), as Plausible's CSV
+  # import files: --until with a date includes that whole day
   plausible-import export /var/log/nginx/access.log* --domain example.com \\
-      --until 2026-11-01 --out import/ --zip
+      --until 2026-10-31 --out import/ --zip
 
   # dates in the site's time zone (Plausible: Site settings > General > Reporting time zone)
   plausible-import export access.log.*.gz --domain example.com \\
@@ -246,7 +247,8 @@ def add_send_options(p: argparse.ArgumentParser) -> None:
                         "Plausible records them as today's traffic. 0 turns the check off")
     g.add_argument("--dead-letter", metavar="FILE",
                    help="write events the server rejected (4xx) here as JSON lines, with its "
-                        "answer (readable by you only)")
+                        "answer (readable by you only); default: beside the state, "
+                        "<state>.dead-letter.ndjson")
 
 
 def add_export_options(p: argparse.ArgumentParser) -> None:
@@ -254,7 +256,7 @@ def add_export_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", required=True, metavar="DIR",
                    help="write imported_<table>_<first>_<last>.csv here (with --domain-map, one "
                         "folder per site)")
-    g.add_argument("--site-timezone", metavar="TZ", default=_env("PLAUSIBLE_SITE_TIMEZONE"),
+    g.add_argument("--site-timezone", metavar="TZ",
                    help="the site's reporting time zone in Plausible: rows are dated in it, "
                         "and --since/--until without an offset are read in it "
                         "(default: --timezone, else UTC)")
@@ -434,6 +436,7 @@ def run_send(args: argparse.Namespace) -> int:
                       f"have recorded up to {run.in_flight} of its events (those in flight) "
                       "twice; everything else it sent was recorded and is not sent again")
     opened = []
+    dead_letter = None
 
     def private(path: str | None):
         if path is None:
@@ -449,7 +452,8 @@ def run_send(args: argparse.Namespace) -> int:
         if args.dry_run:
             sink = DryRunSink(counters, output)
         else:
-            sink = _events_api_sink(args, counters, private(args.dead_letter),
+            dead_letter = _dead_letter_file(args, checkpoint, opened)
+            sink = _events_api_sink(args, counters, dead_letter,
                                     on_fatal=lambda reason: _stop_reading(pipeline),
                                     on_done=checkpoint.on_done)
             if output is not None:
@@ -465,6 +469,8 @@ def run_send(args: argparse.Namespace) -> int:
         for f in opened:
             f.close()
         checkpoint.close()  # after the sink's close: every outcome is in
+    if counters.dead_lettered and isinstance(dead_letter, _LazyPrivateFile):
+        counters.warn(f"rejected events and the server's answers are in {dead_letter.path}")
     report(counters, args)
     if stopper.signum is not None:
         return 128 + stopper.signum  # 130 for Ctrl-C, 143 for SIGTERM, as shells report them
@@ -490,6 +496,10 @@ def run_export(args: argparse.Namespace) -> int:
     filters = filters_from_args(args, counters, builder)
     if not (args.since or args.until):  # with them, the time rule is already there
         filters.rules.insert(0, time_rule(None, None))  # a visit without a time has no date
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: {exc.strerror}") from None
     try:
         # --workers 1 keeps everything in this process, user agents included.
         sink = ExportSink(args.out, counters, zone=site_zone, geoip_path=args.geoip,
@@ -543,6 +553,40 @@ class TeeSink:
 
     def close(self) -> None:
         self.sink.close()
+
+
+class _LazyPrivateFile:
+    """Created (owner-only) on the first write, so a clean run leaves no empty file behind."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.file = None
+
+    def write(self, text: str) -> int:
+        if self.file is None:
+            self.file = private_file(self.path, "a")
+        return self.file.write(text)
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _dead_letter_file(args: argparse.Namespace, checkpoint: Checkpoint, opened: list):
+    """--dead-letter FILE, else a file beside the state: rejected events are never only counted."""
+    if args.dead_letter == "-":
+        return sys.stdout
+    path = args.dead_letter or (
+        checkpoint.path + ".dead-letter.ndjson" if checkpoint.path else None)
+    if path is None:
+        return None
+    f = _LazyPrivateFile(path)
+    opened.append(f)
+    return f
 
 
 def _events_api_sink(args: argparse.Namespace, counters: Counters, dead_letter,

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import astuple
 from datetime import date, timedelta
 
+from .referrers import SourceInfo
 from .sessions import Session
+from .useragents import UserAgentInfo
 
 TABLES: dict[str, tuple[str, ...]] = {
     "visitors": ("date", "visitors", "pageviews", "bounces", "visits", "visit_duration"),
@@ -45,9 +48,6 @@ TABLES: dict[str, tuple[str, ...]] = {
 KEY_COLUMNS: dict[str, int] = {
     "visitors": 0, "sources": 7, "pages": 2, "entry_pages": 1, "exit_pages": 1,
     "custom_events": 3, "locations": 3, "devices": 1, "browsers": 2, "operating_systems": 2}
-# The tables grouped from sessions (the others from events).
-SESSION_TABLES = ("visitors", "sources", "entry_pages", "exit_pages", "locations", "devices",
-                  "browsers", "operating_systems")
 EPOCH = date(1970, 1, 1)
 
 
@@ -73,6 +73,13 @@ class Visits:
         self.visits = self.bounces = self.duration = self.pageviews = 0
         self.users: set[int] = set()
 
+    def merge(self, other: Visits) -> None:
+        self.visits += other.visits
+        self.bounces += other.bounces
+        self.duration += other.duration
+        self.pageviews += other.pageviews
+        self.users |= other.users
+
     def metrics(self) -> dict[str, int]:
         return {"visitors": len(self.users), "visits": self.visits, "entrances": self.visits,
                 "exits": self.visits, "bounces": self.bounces, "visit_duration": self.duration,
@@ -91,17 +98,35 @@ class Page:
         self.users: set[int] = set()
 
 
-class Day:
-    """Everything one day contributes to the ten tables. Memory: a set of 64-bit ids per key,
-    never a per-event record."""
+# What the device, browser and OS tables key a user agent's sessions by.
+AGENT_KEYS: dict[str, Callable[[UserAgentInfo], tuple]] = {
+    "devices": lambda info: (info.device,),
+    "browsers": lambda info: (info.browser, info.browser_version),
+    "operating_systems": lambda info: (info.os, info.os_version),
+}
 
-    __slots__ = ("pageviews", "pages", "custom", "groups")
+
+class Day:
+    """Everything one day contributes to the ten tables. Memory: sets of 64-bit ids per key,
+    never a per-event record.
+
+    Sessions are grouped by what their first event carried rather than by table: one user agent
+    stands for a session's device, browser and OS rows, one SourceInfo for its sources row.
+    They are rolled up into the tables when the day is written."""
+
+    __slots__ = ("pageviews", "pages", "custom", "visits", "sources", "entries", "exits",
+                 "agents", "locations")
 
     def __init__(self) -> None:
         self.pageviews = 0  # pageview events, for the visitors table
         self.pages: dict[str, Page] = {}
         self.custom: dict[tuple[str, str, str], list] = {}  # key -> [events, visitor ids]
-        self.groups: dict[str, dict[tuple, Visits]] = {t: {} for t in SESSION_TABLES}
+        self.visits = Visits()  # every session that ended on this day
+        self.sources: dict[SourceInfo, Visits] = {}
+        self.entries: dict[str, Visits] = {}
+        self.exits: dict[str, Visits] = {}
+        self.agents: dict[str, Visits] = {}  # by user agent
+        self.locations: dict[tuple[str, str, int], Visits] = {}
 
     def pageview(self, hostname: str, page: str, session: Session) -> None:
         self.pageviews += 1
@@ -119,25 +144,36 @@ class Day:
         entry[0] += 1
         entry[1].add(session.user_id)
 
-    def session(self, session: Session, keys: dict[str, tuple]) -> None:
-        """A session that ended on this day, with its key in each session table (a table
-        missing from `keys` gets no row for it, e.g. locations for an unknown country)."""
-        # Visits.add inlined: this runs for every session in every table.
+    def session(self, session: Session, source: SourceInfo,
+                location: tuple[str, str, int] | None) -> None:
+        """A session that ended on this day (`location` None: no locations row for it)."""
+        # Visits.add inlined: this runs for every session, five or six times.
         bounce, duration = session.is_bounce, session.duration
         pageviews, user = session.pageviews, session.user_id
-        groups = self.groups
-        for table, key in keys.items():
-            group = groups[table].get(key)
+        groups = [(self.sources, source), (self.entries, session.entry_page),
+                  (self.exits, session.exit_page), (self.agents, session.first.user_agent)]
+        if location is not None:
+            groups.append((self.locations, location))
+        visits = self.visits
+        visits.visits += 1
+        visits.bounces += bounce
+        visits.duration += duration
+        visits.pageviews += pageviews
+        visits.users.add(user)
+        for by_key, key in groups:
+            group = by_key.get(key)
             if group is None:
-                group = groups[table][key] = Visits()
+                group = by_key[key] = Visits()
             group.visits += 1
             group.bounces += bounce
             group.duration += duration
             group.pageviews += pageviews
             group.users.add(user)
 
-    def rows(self, day: int, tables: Iterable[str]) -> dict[str, list[list]]:
-        """The CSV rows of this day, keys sorted, for the given tables."""
+    def rows(self, day: int, tables: Iterable[str],
+             describe: Callable[[str], UserAgentInfo]) -> dict[str, list[list]]:
+        """The CSV rows of this day, keys sorted, for the given tables; `describe` classifies
+        a user agent."""
         when = day_text(day)
         out: dict[str, list[list]] = {}
         for table in tables:
@@ -147,24 +183,45 @@ class Day:
             elif table == "custom_events":
                 out[table] = [[when, *key, len(users), events]
                               for key, (events, users) in sorted(self.custom.items())]
+            elif table == "visitors":
+                if self.visits.visits or self.pageviews:
+                    metrics = self.visits.metrics()
+                    metrics["pageviews"] = self.pageviews  # this table's come from the events
+                    out[table] = [[when, *(metrics[c] for c in metric_columns(table))]]
+                else:
+                    out[table] = []
             else:
-                out[table] = self._session_rows(table, when)
+                out[table] = _group_rows(when, table, self._groups(table, describe))
         return out
 
-    def _session_rows(self, table: str, when: str) -> list[list]:
-        columns = metric_columns(table)
-        groups = self.groups[table]
-        if table == "visitors":
-            if not groups and not self.pageviews:
-                return []
-            metrics = (groups.get(()) or Visits()).metrics()
-            metrics["pageviews"] = self.pageviews  # this table's come from the events
-            return [[when, *(metrics[c] for c in columns)]]
-        rows = []
-        for key, group in sorted(groups.items()):
-            metrics = group.metrics()
-            rows.append([when, *key, *(metrics[c] for c in columns)])
-        return rows
+    def _groups(self, table: str, describe: Callable[[str], UserAgentInfo]
+                ) -> dict[tuple, Visits]:
+        if table == "sources":
+            return {astuple(source): group for source, group in self.sources.items()}
+        if table == "entry_pages":
+            return {(page,): group for page, group in self.entries.items()}
+        if table == "exit_pages":
+            return {(page,): group for page, group in self.exits.items()}
+        if table == "locations":
+            return self.locations
+        key_of = AGENT_KEYS[table]
+        rolled: dict[tuple, Visits] = {}
+        for ua, group in self.agents.items():
+            key = key_of(describe(ua))
+            total = rolled.get(key)
+            if total is None:
+                total = rolled[key] = Visits()
+            total.merge(group)
+        return rolled
+
+
+def _group_rows(when: str, table: str, groups: dict[tuple, Visits]) -> list[list]:
+    columns = metric_columns(table)
+    rows = []
+    for key, group in sorted(groups.items()):
+        metrics = group.metrics()
+        rows.append([when, *key, *(metrics[c] for c in columns)])
+    return rows
 
 
 class TableFiles:
@@ -190,10 +247,11 @@ class TableFiles:
     def _part(self, table: str) -> str:
         return os.path.join(self.directory, f".imported_{table}.csv.part")
 
-    def write_day(self, day: int, figures: Day) -> None:
+    def write_day(self, day: int, figures: Day, describe: Callable[[str], UserAgentInfo]
+                  ) -> None:
         self.first_day = day if self.first_day is None else min(self.first_day, day)
         self.last_day = day if self.last_day is None else max(self.last_day, day)
-        for table, rows in figures.rows(day, self.tables).items():
+        for table, rows in figures.rows(day, self.tables, describe).items():
             self._writers[table].writerows(rows)
             self.row_counts[table] += len(rows)
             totals = self.totals[table]

@@ -13,6 +13,7 @@ is closed, in batches.
 """
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -30,9 +31,11 @@ from .summary import Counters
 # Lines are logged when a request ends, so log time can step back by a request's duration; a day
 # stays open this long after its last session could have ended.
 GRACE_S = 600
-# Closed sessions are put on their day in batches of this many: the later a session's user agent
-# is needed, the likelier its classification is done.
+# Closed sessions are put on their day in batches of this many; a session whose user agent is
+# still being classified waits for a later batch rather than stalling the reading, and so does
+# its day, by up to LAG_DAYS.
 BATCH = 2000
+LAG_DAYS = 2
 # System goals whose `url` / `path` prop becomes the link_url / path column
 # (Plausible.Goals.SystemGoals).
 GOALS_WITH_URL = frozenset(("Outbound Link: Click", "Cloaked Link: Click", "File Download"))
@@ -122,6 +125,7 @@ class SiteExport:
         self.written: set[int] = set()
         self.late_events = 0
         self._closed_sessions: list[Session] = []
+        self._resolve_at = BATCH  # closed sessions that trigger the next batch
 
     def add(self, event: Event, t: float) -> None:
         number = self.clock.day(t)
@@ -149,44 +153,41 @@ class SiteExport:
 
     def _closed(self, session: Session) -> None:
         self._closed_sessions.append(session)
-        if len(self._closed_sessions) >= BATCH:
-            self._resolve_closed()
+        if len(self._closed_sessions) >= self._resolve_at:
+            self._resolve_closed(before_day=-math.inf)
+            self._resolve_at = len(self._closed_sessions) + BATCH
 
-    def _resolve_closed(self) -> None:
-        """Put the closed sessions on the day of their last event, in every session table."""
+    def _resolve_closed(self, before_day: float = math.inf) -> None:
+        """Put the closed sessions on the day of their last event, in every session table.
+        One whose user agent is still being classified stays for later, unless its day is
+        before `before_day` (about to be written): then its answer is waited for."""
         closed, self._closed_sessions = self._closed_sessions, []
         for session in closed:
             first = session.first
-            ua = self.agents.get(first.user_agent)
-            source = resolve_source(first.url, first.referrer)
-            keys = {
-                "visitors": (),
-                "sources": (source.source, source.referrer, source.utm_source,
-                            source.utm_medium, source.utm_campaign, source.utm_content,
-                            source.utm_term),
-                "entry_pages": (session.entry_page,),
-                "exit_pages": (session.exit_page,),
-                "devices": (ua.device,),
-                "browsers": (ua.browser, ua.browser_version),
-                "operating_systems": (ua.os, ua.os_version),
-            }
-            if self.geoip is not None:
-                location = self.geoip.lookup(first.ip)
-                if location is not None:
-                    keys["locations"] = location
-            self._day(self.clock.day(session.last)).session(session, keys)
+            if (not self.agents.ready(first.user_agent)
+                    and self.clock.day(session.last) >= before_day):
+                self._closed_sessions.append(session)
+                continue
+            self.agents.get(first.user_agent)  # waits for it if need be: its day is due
+            location = self.geoip.lookup(first.ip) if self.geoip is not None else None
+            self._day(self.clock.day(session.last)).session(
+                session, resolve_source(first.url, first.referrer), location)
 
     def advance(self, now: float) -> None:
         """Log time reached `now`: close idle sessions, write the days nothing can change."""
         self.sessions.close_idle(now)
         done = self.clock.day(now - TIMEOUT_S - GRACE_S)
-        if any(day < done for day in self.days):
-            self._resolve_closed()
-            for day in sorted(d for d in self.days if d < done):
-                self._write(day)
+        if not any(day < done for day in self.days):
+            return
+        # A day with sessions whose user agent is still being classified stays open, so that
+        # reading goes on meanwhile; up to LAG_DAYS, then this waits (memory stays bounded).
+        self._resolve_closed(before_day=done - LAG_DAYS)
+        waiting = min((self.clock.day(s.last) for s in self._closed_sessions), default=done)
+        for day in sorted(d for d in self.days if d < min(done, waiting)):
+            self._write(day)
 
     def _write(self, day: int) -> None:
-        self.files.write_day(day, self.days.pop(day))
+        self.files.write_day(day, self.days.pop(day), self.agents.get)
         self.written.add(day)
 
     def finish(self) -> SiteSummary:

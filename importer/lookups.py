@@ -12,6 +12,7 @@ a second one compiles the same regexes again and competes with the reading proce
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import astuple
 from functools import lru_cache
@@ -26,6 +27,12 @@ Location = tuple[str, str, int]  # country, region (ISO 3166-2), city (GeoNames 
 
 def _detect_rows(uas: list[str]) -> list[tuple]:
     return [astuple(detect(ua)) for ua in uas]
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group: the main process decides when to stop, and still
+    # needs this worker's answers to write what was read.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class AgentLookup:
@@ -62,7 +69,8 @@ class AgentLookup:
         if self._pool is None:
             context = multiprocessing.get_context(
                 "fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context,
+                                             initializer=_ignore_interrupts)
         sent = (self._pool.submit(_detect_rows, chunk), chunk)
         for ua in chunk:
             self._asked[ua] = sent
@@ -71,6 +79,15 @@ class AgentLookup:
         for ua, row in zip(chunk, rows, strict=True):
             self.known[ua] = UserAgentInfo(*row)
             self._asked.pop(ua, None)
+
+    def ready(self, ua: str) -> bool:
+        """Would `get(ua)` answer without waiting? (Sends its chunk if still being filled.)"""
+        if ua in self._asked and self._asked[ua] is None:
+            self._send()
+        if ua in self.known:
+            return True
+        sent = self._asked.get(ua)
+        return sent is not None and sent[0].done()
 
     def get(self, ua: str) -> UserAgentInfo:
         """The classification of a user agent given to `want` (waits for it if need be)."""

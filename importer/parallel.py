@@ -286,8 +286,8 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
     candidates = []
     begin = chunk.start
     lines = chunk.lines()
+    counters.lines_read += len(lines)
     for line in lines:
-        counters.lines_read += 1
         found = examine(source, line, parser, keyed)
         if found is not None:
             event, key, when = found

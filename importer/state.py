@@ -25,8 +25,9 @@ Schema (version 1):
                             last of them (pending is cleared once a run has read past it)
     first_seen, updated     unix times
   seen(key, file_id)  keyed BLAKE2b (16 bytes) of (time, client IP, user agent, method, request
-                      target, status, size, virtual host) of every event sent or dead-lettered,
-                      and the file it came from (--forget drops them with the file)
+                      target, status, size, virtual host, X-Forwarded-For if logged) of every
+                      event sent or dead-lettered, and the file it came from (--forget drops
+                      them with the file)
   runs                pid, started, finished, in_flight (the sink's concurrency): a run left
                       unfinished was killed, and up to in_flight of its events may have reached
                       Plausible without being recorded; the next run reports it.
@@ -111,19 +112,24 @@ def default_state_path(url: str | None, domains: str) -> str:
     return os.path.join(state_dir(), f"{slug}_{digest}.sqlite")
 
 
-def event_hasher(secret: bytes):
+def event_hasher(secret: bytes) -> hashlib.blake2b:
     """The keyed hash events are known by; `event_key` copies it (keying costs more than
     hashing a line)."""
     return hashlib.blake2b(key=secret, digest_size=16, person=b"event")
 
 
-def event_key(record: LogRecord, hasher) -> bytes:
+def event_key(record: LogRecord, hasher: hashlib.blake2b) -> bytes:
     """What makes two log lines the same event: same time, client, user agent, method, target,
     status, size and virtual host. Keyed, so the state file reveals none of them."""
     h = hasher.copy()
     h.update(f"{record.time}\0{record.client_ip}\0{record.user_agent}\0{record.method}\0"
              f"{record.uri}\0{record.status}\0{record.bytes_sent}\0{record.host}"
              .encode("utf-8", "surrogateescape"))
+    if record.xff is not None:
+        # Behind a proxy the logged client is the proxy: two visitors on the same page in the
+        # same second differ only here. Hashed only when logged, so keys of logs without it
+        # stay what earlier runs stored.
+        h.update(f"\0{record.xff}".encode("utf-8", "surrogateescape"))
     return h.digest()
 
 

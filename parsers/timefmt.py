@@ -155,7 +155,9 @@ def _offset_seconds(offset: str, text: str) -> int:
 
 
 def _tz_offset(tz: tzinfo, epoch: float) -> float:
-    """Offset of a wall-clock time read in `tz` (approximate across DST edges, by one pass)."""
+    """Offset of a wall-clock time read in `tz`. A zoneinfo zone reads a naive time as local
+    wall time: a repeated hour (DST ends) is taken as its first pass, a skipped one with the
+    offset before the jump, as datetime does for `--since` and ISO stamps."""
     if tz is UTC:
         return 0.0
     naive = datetime(1970, 1, 1) + timedelta(seconds=epoch)

@@ -506,6 +506,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 stalls a client with many connections for a second
+    # per refused SYN; a sender at --concurrency 128 must not look slow because of the receiver.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], receiver: Receiver) -> None:
         self.receiver = receiver

@@ -57,14 +57,13 @@ class Run:
 
     def close(self) -> Run:
         self.sink.close()
-        n = self.counters.events
-        assert sorted(self.outcomes) == sorted(range(n)) or len(self.outcomes) == n
-        assert all(len(v) == 1 for v in self.outcomes.values()), "on_done once per event"
         c = self.counters
-        assert c.sent + c.dead_lettered + c.undelivered == n
+        assert len(self.outcomes) == c.events, "on_done for every event (line numbers unique)"
+        assert all(len(v) == 1 for v in self.outcomes.values()), "on_done once per event"
+        assert c.sent + c.dead_lettered + c.undelivered == c.events
         tally = Counter(v[0] for v in self.outcomes.values())
-        assert tally == Counter({"sent": c.sent, "dead_lettered": c.dead_lettered,
-                                 "undelivered": c.undelivered}) - Counter()
+        assert tally == {k: n for k, n in (("sent", c.sent), ("dead_lettered", c.dead_lettered),
+                                           ("undelivered", c.undelivered)) if n}
         return self
 
 
@@ -130,7 +129,7 @@ def test_gives_up_after_max_retry_time():
                                                          base=0.01, cap=0.02))
         run.send([event(0)]).close()
         assert run.outcomes == {0: ["undelivered"]}
-        assert 2 <= len(rx.requests) and time.monotonic() - started < 5
+        assert len(rx.requests) >= 2 and time.monotonic() - started < 5
 
 
 def test_rejected_events_go_to_the_dead_letter_file(tmp_path):

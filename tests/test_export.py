@@ -38,6 +38,7 @@ import subprocess
 import sys
 import zipfile
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -324,6 +325,8 @@ def test_usage_errors(tmp_path, capsys):
     assert "unknown time zone" in capsys.readouterr().err
     assert main([*base, "--geoip", str(tmp_path / "missing.mmdb")]) == 2
     assert "--geoip" in capsys.readouterr().err
+    assert main(["export", str(log), "--domain", "example.com", "--out", str(log)]) == 2
+    assert "--out" in capsys.readouterr().err
 
 
 def test_each_site_of_a_domain_map_gets_its_own_folder(tmp_path, capsys):
@@ -342,3 +345,17 @@ def test_each_site_of_a_domain_map_gets_its_own_folder(tmp_path, capsys):
         ["2026-03-01", "2", "2", "2", "2", "0"]]
     assert read_tables(str(out / "blog.test"))["visitors"] == [
         ["2026-03-01", "1", "1", "1", "1", "0"]]
+
+
+def test_a_log_given_twice_counts_once(log_file, tmp_path, capsys):
+    copy = tmp_path / "access.log.1"
+    copy.write_bytes(Path(log_file).read_bytes())
+    out = str(tmp_path / "out")
+    summary = export(capsys, log_file, str(copy), "--domain", "example.com", "--out", out,
+                     "--track-downloads", "--track-404")
+    # The copy is recognised by its content (importer/state.py) and not read again.
+    assert (summary["lines_read"], summary["exported"]) == (12, 10)
+    assert summary["notes"]["already_imported_lines"] == 12
+    tables = read_tables(out)
+    assert tables["visitors"] == EXPECTED["visitors"]
+    assert tables["pages"] == EXPECTED["pages"]

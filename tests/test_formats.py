@@ -274,3 +274,18 @@ def test_malformed_lines_are_shown_with_file_line_and_column(tmp_path, capsys):
     out = capsys.readouterr().out
     column = broken.index('" Mozilla') + 1
     assert f"{log}:4: does not match combined, fails at column {column} (expected '\" \"')" in out
+
+
+@pytest.mark.parametrize("local, expected", [
+    ("29/Mar/2026:01:59:59", "2026-03-29 00:59:59"),  # CET, just before clocks jump
+    ("29/Mar/2026:03:00:00", "2026-03-29 01:00:00"),  # CEST, just after
+    ("25/Oct/2026:02:30:00", "2026-10-25 00:30:00"),  # repeated hour: its first (CEST) pass
+    ("25/Oct/2026:03:30:00", "2026-10-25 02:30:00"),  # CET again
+])
+def test_local_clf_stamps_across_dst_edges(local, expected):
+    """A CLF stamp without an offset (HAProxy's %tr) reads in --timezone as an ISO one does."""
+    times = TimeParser(ZoneInfo("Europe/Berlin"))
+    assert times.clf(local) == utc(expected)
+    day, clock = local.split(":", 1)
+    iso = f"{day[7:11]}-{'03' if 'Mar' in day else '10'}-{day[:2]}T{clock}"
+    assert times.iso(iso) == utc(expected)

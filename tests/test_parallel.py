@@ -234,3 +234,23 @@ def test_workers_share_what_they_learn_about_user_agents(logs, tiny_chunks, monk
     known = len(useragents.classifier._kinds)  # the main process learned them all
     assert known > 100  # the user agents of page views
     assert pipeline._workers.found < 1.3 * known  # twice only in a race (~1.8 unshared)
+
+
+def test_a_stop_request_ends_the_run_with_the_books_balanced(logs, tiny_chunks):
+    """Ctrl-C or a fatal delivery error sets `stop_requested`: the workers' chunks still in
+    flight are dropped (a rerun reads them), and every line counted is in a bucket."""
+    counters = Counters()
+    pipeline = Pipeline(inputs=[str(logs[1])], builder=EventBuilder("example.com"),
+                        sink=Recorder(counters), counters=counters,
+                        filters=FilterChain([]), workers=2)
+
+    class Stopping(Recorder):
+        def submit(self, event: Event) -> None:
+            super().submit(event)
+            if len(self.events) == 50:
+                pipeline.stop_requested = True
+
+    pipeline.sink = Stopping(counters)
+    pipeline.run()
+    assert counters.check() == []
+    assert counters.events >= 50 and counters.lines_read < 6000

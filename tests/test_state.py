@@ -303,6 +303,18 @@ def test_dedupe_without_a_state_file_works_within_the_run(tmp_path):
     assert len(sink.sent) == 30
 
 
+def test_visitors_behind_one_proxy_are_not_duplicates_of_each_other(tmp_path, state):
+    """Behind a proxy every line logs the proxy's address: the X-Forwarded-For is what tells
+    two visitors on the same page in the same second apart (a repeat of one stays a dupe)."""
+    when = T0.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    log = tmp_path / "proxied.log"
+    log.write_text("".join(
+        f'10.0.0.1 - - [{when}] "GET /page/1 HTTP/1.1" 200 512 "-" "{UA}" "{xff}"\n'
+        for xff in ("198.51.100.7", "198.51.100.8", "198.51.100.8")))
+    counters, sink = run([log], state, fmt="nginx_main")
+    assert counters.events == 2 and counters.duplicates == 1
+
+
 def test_header_driven_format_resumes_with_its_columns(tmp_path, state):
     """A W3C log names its columns in a header at the top: resuming mid-file still uses them."""
     log = tmp_path / "u_ex261120.log"

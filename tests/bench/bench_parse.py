@@ -8,10 +8,12 @@ kept in --data), interleaved `--runs` times, medians reported:
   - GoAccess (Debian's 1.7): `goaccess FILE --log-format=COMBINED|CLOUDFRONT` with every panel
     ignored (it parses and validates every line, keeps nothing), JSON to a temporary file;
   - `python -m importer send FILE --domain example.com --dry-run --json`: a dry run parses,
-    filters and builds every event and sends nothing; with --workers auto (one per core) and 1.
-Wall time includes start-up for both. Then the peak memory of the dry run on the 1x and a 10x
-combined file: the largest process's peak RSS, and the peak of the whole process tree
-(sampled every 50 ms, proportional set size: pages shared after the fork counted once).
+    filters and builds every event and sends nothing; with --workers auto (one per core) and 1,
+    and with --keep-bots (no user-agent classification: ~2 ms per distinct user agent).
+Wall time includes start-up for all. CPU seconds (user + system, all processes) are shown too:
+on a shared machine they vary less than wall time. Then the peak memory of the dry run on the
+1x and a 10x combined file: the largest process's peak RSS, and the peak of the whole process
+tree (sampled every 50 ms, proportional set size: pages shared after the fork counted once).
 """
 from __future__ import annotations
 
@@ -48,13 +50,13 @@ def log_file(data: Path, fmt: str, lines: int) -> Path:
 
 
 class Run:
-    """One command, timed, with its peak memory: (wall s, max RSS of one process in MiB,
-    peak PSS of the process tree in MiB)."""
+    """One command, timed, with its peak memory: (wall s, CPU s of all its processes, max RSS
+    of one process in MiB, peak PSS of the process tree in MiB)."""
 
     def __init__(self, cmd: list[str], cwd: Path | None = None) -> None:
         self.cmd, self.cwd = cmd, cwd
 
-    def __call__(self) -> tuple[float, float, float]:
+    def __call__(self) -> tuple[float, float, float, float]:
         started = time.perf_counter()
         proc = subprocess.Popen(self.cmd, cwd=self.cwd, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
@@ -70,7 +72,8 @@ class Run:
         err = proc.stderr.read().decode(errors="replace")
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(self.cmd)} failed ({proc.returncode}):\n{err}")
-        return wall, usage.ru_maxrss / 1024, peak[0] / 1024
+        cpu = usage.ru_utime + usage.ru_stime  # the workers are waited for: included
+        return wall, cpu, usage.ru_maxrss / 1024, peak[0] / 1024
 
 
 def _sample_tree(pid: int, peak: list[int], done: threading.Event) -> None:
@@ -107,9 +110,9 @@ def goaccess(path: Path, fmt: str, out: Path) -> Run:
                 *(f"--ignore-panel={p}" for p in PANELS), "-o", str(out)])
 
 
-def importer(path: Path, workers: str) -> Run:
+def importer(path: Path, workers: str, *extra: str) -> Run:
     return Run([sys.executable, "-m", "importer", "send", str(path), "--domain", "example.com",
-                "--dry-run", "--json", "--no-progress", "--workers", workers], cwd=ROOT)
+                "--dry-run", "--json", "--no-progress", "--workers", workers, *extra], cwd=ROOT)
 
 
 def compare(path: Path, fmt: str, lines: int, runs: int, workers: str, tmp: Path) -> dict:
@@ -117,22 +120,27 @@ def compare(path: Path, fmt: str, lines: int, runs: int, workers: str, tmp: Path
         "goaccess": goaccess(path, fmt, tmp / "goaccess.json"),
         f"importer --workers {workers}": importer(path, workers),
         "importer --workers 1": importer(path, "1"),
+        f"importer --workers {workers} --keep-bots": importer(path, workers, "--keep-bots"),
     }
     walls: dict[str, list[float]] = {name: [] for name in contenders}
+    cpus: dict[str, list[float]] = {name: [] for name in contenders}
     for i in range(runs):
         for name, run in contenders.items():
-            walls[name].append(run()[0])
+            wall, cpu, *_ = run()
+            walls[name].append(wall)
+            cpus[name].append(cpu)
         print(f"  {fmt} run {i + 1}/{runs}: " + ", ".join(
             f"{name} {w[-1]:.2f}s" for name, w in walls.items()), file=sys.stderr)
     rates = {name: lines / statistics.median(w) for name, w in walls.items()}
     base = rates["goaccess"]
     print(f"\n{fmt}, {lines:,} lines, median of {runs} runs")
     for name, rate in rates.items():
-        print(f"  {name:<26} {rate:>10,.0f} lines/s  {rate / base:5.2f}x GoAccess"
-              f"  (median {statistics.median(walls[name]):.2f}s)")
+        print(f"  {name:<36} {rate:>10,.0f} lines/s  {rate / base:5.2f}x GoAccess  (wall "
+              f"{statistics.median(walls[name]):6.2f}s, CPU {statistics.median(cpus[name]):6.2f}s)")
     return {"format": fmt, "lines": lines, "runs": runs,
             "lines_per_s": {name: round(rate) for name, rate in rates.items()},
-            "vs_goaccess": {name: round(rate / base, 2) for name, rate in rates.items()}}
+            "vs_goaccess": {name: round(rate / base, 2) for name, rate in rates.items()},
+            "cpu_s": {name: round(statistics.median(c), 2) for name, c in cpus.items()}}
 
 
 def memory(data: Path, lines: int, workers: str) -> dict:
@@ -140,7 +148,7 @@ def memory(data: Path, lines: int, workers: str) -> dict:
     figures = {}
     for factor in (1, 10):
         path = log_file(data, "combined", lines * factor)
-        wall, largest, tree = importer(path, workers)()
+        wall, _, largest, tree = importer(path, workers)()
         figures[factor] = (largest, tree)
         print(f"  {factor:>2}x ({lines * factor:,} lines): {wall:6.1f}s, largest process "
               f"{largest:6.0f} MiB, all processes {tree:6.0f} MiB", file=sys.stderr)
