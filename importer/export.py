@@ -124,8 +124,9 @@ class SiteExport:
         self.days: dict[int, Day] = {}
         self.written: set[int] = set()
         self.late_events = 0
-        self._closed_sessions: list[Session] = []
-        self._resolve_at = BATCH  # closed sessions that trigger the next batch
+        self._closed_sessions: list[Session] = []  # not yet on their day
+        # User agent being classified -> [first day, its closed sessions...]
+        self._waiting: dict[str, list] = {}
 
     def add(self, event: Event, t: float) -> None:
         number = self.clock.day(t)
@@ -153,25 +154,39 @@ class SiteExport:
 
     def _closed(self, session: Session) -> None:
         self._closed_sessions.append(session)
-        if len(self._closed_sessions) >= self._resolve_at:
-            self._resolve_closed(before_day=-math.inf)
-            self._resolve_at = len(self._closed_sessions) + BATCH
+        if len(self._closed_sessions) >= BATCH:
+            self._place_closed(before_day=-math.inf)
 
-    def _resolve_closed(self, before_day: float = math.inf) -> None:
-        """Put the closed sessions on the day of their last event, in every session table.
-        One whose user agent is still being classified stays for later, unless its day is
-        before `before_day` (about to be written): then its answer is waited for."""
+    def _place_closed(self, before_day: float = math.inf) -> None:
+        """Put the closed sessions on the day of their last event. Those whose user agent is
+        still being classified wait, by user agent, unless one of them ended before
+        `before_day` (its day is due): then the answer is waited for."""
         closed, self._closed_sessions = self._closed_sessions, []
+        waiting = self._waiting
         for session in closed:
-            first = session.first
-            if (not self.agents.ready(first.user_agent)
-                    and self.clock.day(session.last) >= before_day):
-                self._closed_sessions.append(session)
+            ua = session.first.user_agent
+            if ua not in waiting and self.agents.ready(ua):
+                self._place(session)
                 continue
-            self.agents.get(first.user_agent)  # waits for it if need be: its day is due
-            location = self.geoip.lookup(first.ip) if self.geoip is not None else None
-            self._day(self.clock.day(session.last)).session(
-                session, resolve_source(first.url, first.referrer), location)
+            day = self.clock.day(session.last)
+            entry = waiting.get(ua)
+            if entry is None:
+                waiting[ua] = [day, session]
+            else:
+                entry[0] = min(entry[0], day)
+                entry.append(session)
+        for ua, entry in list(waiting.items()):
+            if entry[0] < before_day or self.agents.ready(ua):
+                self.agents.get(ua)  # waits for it if need be
+                del waiting[ua]
+                for session in entry[1:]:
+                    self._place(session)
+
+    def _place(self, session: Session) -> None:
+        first = session.first
+        location = self.geoip.lookup(first.ip) if self.geoip is not None else None
+        self._day(self.clock.day(session.last)).session(
+            session, resolve_source(first.url, first.referrer), location)
 
     def advance(self, now: float) -> None:
         """Log time reached `now`: close idle sessions, write the days nothing can change."""
@@ -181,8 +196,8 @@ class SiteExport:
             return
         # A day with sessions whose user agent is still being classified stays open, so that
         # reading goes on meanwhile; up to LAG_DAYS, then this waits (memory stays bounded).
-        self._resolve_closed(before_day=done - LAG_DAYS)
-        waiting = min((self.clock.day(s.last) for s in self._closed_sessions), default=done)
+        self._place_closed(before_day=done - LAG_DAYS)
+        waiting = min((entry[0] for entry in self._waiting.values()), default=done)
         for day in sorted(d for d in self.days if d < min(done, waiting)):
             self._write(day)
 
@@ -192,7 +207,7 @@ class SiteExport:
 
     def finish(self) -> SiteSummary:
         self.sessions.close_all()
-        self._resolve_closed()
+        self._place_closed()
         for day in sorted(self.days):
             self._write(day)
         paths = self.files.finish()

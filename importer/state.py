@@ -63,6 +63,7 @@ from .events import Event
 from .sources import InputError, Line, Source, open_source
 
 SCHEMA_VERSION = 1
+SPILL_KEYS = 200_000  # in-run dedupe keys kept in memory before moving to a temp table
 HEAD_BYTES = 64 * 1024
 COMMIT_INTERVAL_S = 0.5
 RUNS_KEPT = 1000
@@ -204,6 +205,10 @@ class Cursor:
         cp = self.checkpoint
         if not cp.durable:
             cp.keys[key] = None  # nothing will settle it: final for dedupe right away
+            if event.time is not None and event.time > cp.unspilled_max_time:
+                cp.unspilled_max_time = event.time
+            if len(cp.keys) >= SPILL_KEYS:
+                cp.spill()
             return
         end = event.origin.offset if event.origin is not None else self.read[0]
         entry = _Entry(self, self.read, end, key, event.time)
@@ -288,6 +293,8 @@ class Checkpoint:
         self.lock = threading.Lock()  # progress in memory; the only lock on_done takes
         self.db_lock = threading.Lock()
         self.keys: dict[bytes, _Entry | None] = {}  # in flight (entry) or settled, not committed
+        self.spilled = False  # a run without durable state moved its keys to a temp table
+        self.unspilled_max_time = -math.inf
         self.by_event: dict[int, _Entry] = {}
         self.cursors: dict[int, Cursor] = {}
         self.batch: list[tuple[bytes, int, float, int]] = []
@@ -435,7 +442,29 @@ class Checkpoint:
         """The file a recorded event came from (0 for standard input); None if unknown."""
         with self.db_lock:
             row = self.db.execute("SELECT file_id FROM seen WHERE key = ?", (key,)).fetchone()
+            if row is None and self.spilled:
+                row = self.db.execute("SELECT 0 FROM temp.run_seen WHERE key = ?",
+                                      (key,)).fetchone()
         return None if row is None else row[0] or 0
+
+    def spill(self) -> None:
+        """Without durable state (a dry run, an export) every key of the run must stay known
+        for dedupe; past SPILL_KEYS they move to a temporary table, which SQLite keeps in a
+        temporary file, so memory stays flat however long the input. Never touches `seen`:
+        a dry run must not change the state it reads."""
+        with self.lock, self.db_lock:
+            if not self.spilled:
+                self.db.execute("CREATE TEMP TABLE IF NOT EXISTS run_seen "
+                                "(key BLOB PRIMARY KEY) WITHOUT ROWID")
+                self.spilled = True
+            settled = [k for k, v in self.keys.items() if v is None]
+            self.db.executemany("INSERT OR IGNORE INTO temp.run_seen VALUES (?)",
+                                ((k,) for k in settled))
+            for k in settled:
+                del self.keys[k]
+            # `known` skips the lookup for events newer than max_time: raise it (in memory
+            # only) over what was spilled.
+            self.max_time = max(self.max_time, self.unspilled_max_time)
 
     # -- outcomes (any thread) --
 

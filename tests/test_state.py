@@ -430,3 +430,36 @@ def test_sent_multiset_is_exact_over_many_partial_runs(tmp_path, state):
                       outcome=lambda e, f=failing: UNDELIVERED if page(e.url) in f else SENT)
         sent.update(sink.sent)
     assert sent == Counter(range(520))
+
+
+@pytest.mark.parametrize("readonly_state", [False, True])
+def test_runs_without_durable_state_spill_dedupe_keys_and_still_find_duplicates(
+        tmp_path, state, monkeypatch, readonly_state):
+    """A dry run or an export keeps every key of the run for dedupe; past SPILL_KEYS they move
+    to a temporary table (flat memory). Duplicates before and after the spill are still found,
+    and a dry run over an existing state file leaves that file's `seen` table untouched."""
+    import importer.state as state_module
+
+    monkeypatch.setattr(state_module, "SPILL_KEYS", 50)
+    largest = []
+    real_spill = Checkpoint.spill
+
+    def spill(self):
+        largest.append(len(self.keys))
+        real_spill(self)
+
+    monkeypatch.setattr(Checkpoint, "spill", spill)
+    (tmp_path / "a.log").write_text(log_lines(0, 300))
+    (tmp_path / "b.log").write_text(log_lines(100, 400))  # overlaps 100..299, old and recent
+    if readonly_state:
+        (tmp_path / "other.log").write_text(log_lines(5000, 5010))
+        run([tmp_path / "other.log"], state)
+        largest.clear()
+    counters, sink = run([tmp_path / "a.log", tmp_path / "b.log"],
+                         state if readonly_state else None, readonly=readonly_state)
+    assert sorted(sink.sent) == list(range(400))
+    assert counters.duplicates == 200
+    assert len(largest) >= 400 // 50 - 1 and max(largest) <= 50  # memory stayed bounded
+    if readonly_state:
+        seen = sqlite3.connect(state).execute("SELECT count(*) FROM seen").fetchone()[0]
+        assert seen == 10
