@@ -501,10 +501,12 @@ def run_export(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"--out {args.out}: {exc.strerror}") from None
     try:
-        # --workers 1 keeps everything in this process, user agents included.
+        # One folder per site when there can be several (--domain-map, or --domain a,b); as
+        # many processes classify user agents as parse logs (--workers 1: all in this one).
+        several = builder.sites.routing or "," in (builder.sites.default or "")
         sink = ExportSink(args.out, counters, zone=site_zone, geoip_path=args.geoip,
-                          per_site_dirs=builder.sites.routing, make_zip=args.zip,
-                          workers=0 if args.workers == 1 else 1)
+                          per_site_dirs=several, make_zip=args.zip,
+                          workers=args.workers if args.workers > 1 else 0)
     except ImportError:
         raise UsageError("--geoip needs the maxminddb package: pip install maxminddb") from None
     except (OSError, RuntimeError, ValueError) as exc:

@@ -2,14 +2,15 @@
 
 The pipeline (same parsers, filters and accounting as `send`) hands over events in log order.
 Each site's events go through the sessionizer (importer/sessions.py) and into per-day figures
-(importer/csvtables.py). Memory is bounded by the traffic of about a day, not by the log:
+(importer/csvtables.py). Memory is bounded by the traffic of a few days, not by the log:
 sessions idle for 30 minutes of log time are closed, and a day is written out and forgotten once
-log time is 30 minutes (+ a grace period for lines logged slightly out of order) past its end.
+log time is 30 minutes (+ a grace period for lines logged slightly out of order) past its end
+and its sessions' user agents are classified (at most LAG_DAYS later).
 
 A session's source, device, browser, OS and location come from its first event. Its user agent
-is sent to a worker process for classification as soon as the session starts (importer/lookups.py),
-so the other core does that while this one reads the log; the rest is resolved when the session
-is closed, in batches.
+is sent to worker processes for classification as soon as the session starts
+(importer/lookups.py), so they do that while this process goes on with the log; the rest is
+resolved when the session is closed, in batches.
 """
 from __future__ import annotations
 
@@ -225,7 +226,7 @@ class ExportSink:
 
     def __init__(self, out_dir: str, counters: Counters, zone: tzinfo | None = None,
                  geoip_path: str | None = None, per_site_dirs: bool = False,
-                 make_zip: bool = False, workers: int = 1) -> None:
+                 make_zip: bool = False, workers: int = 2) -> None:
         self.out_dir = out_dir
         self.counters = counters
         self.clock = DayClock(zone)

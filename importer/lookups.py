@@ -1,13 +1,14 @@
 """What the export looks up for a session's first event: device, browser and OS from the user
 agent, and the location from the address.
 
-A new user agent costs ~13 ms in device-detector once warm, but warming up costs seconds of CPU per
-process (the database loads and each regex compiles on first use: ~13 s for the ~80 browser user
-agents of tests/bench/genlog.py), so `AgentLookup` has one worker process classify each new user
-agent as soon as a session starts with it, while this process goes on reading the log on the
-other core; by the time the session is closed its answer is usually there. One worker, not two:
-a second one compiles the same regexes again and competes with the reading process (measured on
-2 cores: 5.4 s with one worker, 6.6 s with none, 10.2 s with two on a 40,000-line log).
+device-detector takes ~13 ms per new user agent once warm, and a process warming up spends
+seconds more (the database loads, each regex compiles on first use). Real logs hold thousands of
+distinct user agents (tests/bench/genlog.py: ~4,800 in 1M lines, over a minute of CPU), so this
+is the export's biggest cost. `AgentLookup` has worker processes classify each new user agent as
+soon as a session starts with it, while the main process goes on with the log; by the time the
+session is closed its answer is usually there. Each distinct user agent is classified once.
+Measured on 2 cores, 300,000 lines with ~2,200 user agents: 31.8 s with one worker, 21.7 s with
+two (with a few dozen user agents a second worker only compiles the same regexes again: ~5 s).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ class AgentLookup:
 
     CHUNK = 8  # user agents per task: small, so answers come back soon after they are asked
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 2) -> None:
         self.workers = workers
         self.known: dict[str, UserAgentInfo] = {}
         # user agent -> (its chunk's answer, the chunk), None until the chunk is sent

@@ -345,6 +345,13 @@ def test_each_site_of_a_domain_map_gets_its_own_folder(tmp_path, capsys):
         ["2026-03-01", "2", "2", "2", "2", "0"]]
     assert read_tables(str(out / "blog.test"))["visitors"] == [
         ["2026-03-01", "1", "1", "1", "1", "0"]]
+    # One event for two sites (--domain a,b, as the Events API takes it): both get it.
+    out = tmp_path / "both"
+    export(capsys, str(log), "--format", "vhost_combined", "--out", str(out),
+           "--domain", "shop.test,blog.test")
+    for site in ("shop.test", "blog.test"):
+        assert read_tables(str(out / site))["visitors"] == [
+            ["2026-03-01", "3", "4", "2", "3", "60"]], site
 
 
 def test_a_log_given_twice_counts_once(log_file, tmp_path, capsys):
