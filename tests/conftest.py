@@ -14,3 +14,10 @@ def receiver() -> Iterator[Receiver]:
     """A Plausible stand-in on 127.0.0.1 (tests/receiver.py) that knows the site example.com."""
     with Receiver(domains={"example.com"}) as rx:
         yield rx
+
+
+@pytest.fixture(autouse=True)
+def private_state_home(tmp_path_factory, monkeypatch) -> None:
+    """Runs without --state keep their checkpoint under $XDG_STATE_HOME: point it at a temp
+    dir so tests never read or leave state in the user's own ~/.local/state."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))
