@@ -111,10 +111,6 @@ error; 75 another run is using the same state (try later); 130/143 stopped by Ct
 """
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(name) or default
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="plausible-import",
@@ -142,9 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show, per log file, how far `send` got, with its pending and "
                     "dead-lettered events. Without --state, --url or --domain: every target.",
         epilog=STATUS_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    status.add_argument("--url", type=_url, default=_env("PLAUSIBLE_URL"),
+    status.add_argument("--url", type=_url,
                         help="the target's Plausible URL (env PLAUSIBLE_URL)")
-    status.add_argument("--domain", default=_env("PLAUSIBLE_DOMAIN"),
+    status.add_argument("--domain",
                         help="the target's domain(s), comma-separated (env PLAUSIBLE_DOMAIN)")
     status.add_argument("--json", action="store_true", help="print JSON")
     add_state_options(status)
@@ -183,7 +179,7 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
                    help="log format: a name from `plausible-import formats`, or your server's "
                         "format line, e.g. nginx:'$remote_addr - [$time_local] \"$request\" ...'. "
                         "Default: detected per file.")
-    g.add_argument("--timezone", metavar="TZ", default=_env("PLAUSIBLE_IMPORT_TIMEZONE"),
+    g.add_argument("--timezone", metavar="TZ",
                    help="time zone of log timestamps that carry no offset, e.g. HAProxy's "
                         "(default UTC; W3C, CloudFront and AWS times are UTC by definition)")
     g.add_argument("--rejects", metavar="FILE",
@@ -193,7 +189,7 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
 
 def add_site_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("site")
-    g.add_argument("--domain", default=_env("PLAUSIBLE_DOMAIN"),
+    g.add_argument("--domain",
                    help="the site's domain as registered in Plausible (env PLAUSIBLE_DOMAIN)")
     g.add_argument("--host",
                    help="host name for page URLs (default: the logged host, else the domain)")
@@ -203,7 +199,7 @@ def add_site_options(p: argparse.ArgumentParser) -> None:
 
 def add_send_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("delivery")
-    g.add_argument("--url", type=_url, default=_env("PLAUSIBLE_URL"),
+    g.add_argument("--url", type=_url,
                    help="your Plausible server's base URL, e.g. https://plausible.io "
                         "(env PLAUSIBLE_URL); /api/event is appended")
     g.add_argument("--dry-run", action="store_true",
@@ -337,7 +333,7 @@ def add_parallel_options(p: argparse.ArgumentParser) -> None:
 
 def add_state_options(p: argparse.ArgumentParser, follow: bool = False) -> None:
     g = p.add_argument_group("checkpoint")
-    g.add_argument("--state", metavar="PATH", default=_env("PLAUSIBLE_IMPORT_STATE"),
+    g.add_argument("--state", metavar="PATH",
                    help="the checkpoint database: how far each file got and which events were "
                         "sent (default: one per --url and domains, under $XDG_STATE_HOME or "
                         "~/.local/state, in plausible-import/; env PLAUSIBLE_IMPORT_STATE)")

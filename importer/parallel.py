@@ -250,7 +250,7 @@ def _shared_cache() -> dict[str, str]:
     week, each worker meets nearly every user agent of a log."""
     from .useragents import classifier
 
-    return classifier._kinds
+    return classifier.kinds
 
 
 class _Learning:

@@ -35,6 +35,9 @@ class Sink(Protocol):
 
     def submit(self, event: Event) -> None: ...
 
+    def stop(self) -> None:
+        """Ctrl-C / SIGTERM / a fatal answer: give up what is not yet final, soon."""
+
     def close(self) -> None: ...
 
 
