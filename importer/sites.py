@@ -13,9 +13,11 @@ _CACHE_LIMIT = 100_000
 
 
 def site_domain(domain: str) -> str:
-    """A domain as Plausible stores it: trimmed, no leading `www.`; a comma list (one event for
-    several sites) keeps its parts."""
-    return ",".join(part.strip().removeprefix("www.") for part in domain.split(",") if part.strip())
+    """A domain as Plausible stores it: trimmed, lower case (Plausible lowercases a site's domain
+    when it is added, and matches an event's domain exactly), no leading `www.`; a comma list
+    (one event for several sites) keeps its parts."""
+    return ",".join(part.strip().lower().removeprefix("www.")
+                    for part in domain.split(",") if part.strip())
 
 
 def parse_mapping(text: str) -> tuple[str, str]:

@@ -33,6 +33,10 @@ MAX_PROP_VALUE_BYTES = 2000
 
 _RECORD_FIELDS = frozenset(f.name for f in fields(LogRecord)) - {"fields"}
 
+# A logged protocol -> the page URL's scheme. CloudFront logs WebSocket requests as ws/wss;
+# anything else unknown falls back to --scheme.
+_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+
 
 class MalformedRecord(ValueError):
     """A record that parsed but cannot become an event (no client address, no path...)."""
@@ -85,7 +89,7 @@ class EventBuilder:
             raise MalformedRecord(f"no site for host {logged_host!r} (see --domain-map)")
         target = clean_target(target)
         host = self.host or normalize_host(logged_host) or self._fallback_host
-        url = self.url(record.scheme or self.scheme, host, target)
+        url = self.url(_SCHEMES.get((record.scheme or "").lower(), self.scheme), host, target)
         name, referrer, props = "pageview", record.referrer, {}
         if self.track_404 and record.status == 404:
             name, props = "404", {"path": path_of(target)}

@@ -51,6 +51,10 @@ URL_CASES = [
     (rec("/", host="_"), {}, "https://example.com/"),
     (rec("/", scheme="http"), {}, "http://example.com/"),
     (rec("/"), {"scheme": "http"}, "http://example.com/"),
+    (rec("/", scheme="HTTPS"), {"scheme": "http"}, "https://example.com/"),
+    (rec("/chat", scheme="wss"), {"scheme": "http"}, "https://example.com/chat"),  # CloudFront
+    (rec("/chat", scheme="ws"), {}, "http://example.com/chat"),
+    (rec("/", scheme="gopher"), {}, "https://example.com/"),
     (rec("/", host="internal:8080"), {"host": "www.example.com"}, "https://www.example.com/"),
     (rec("/"), {"domain": "www.example.com,rollup.example"}, "https://example.com/"),
 ]
@@ -200,6 +204,7 @@ def test_events_get_the_routed_domain_and_unmapped_ones_are_refused():
 def test_domain_values_and_map_files():
     assert site_domain(" www.example.com ") == "example.com"
     assert site_domain("www.a.example, b.example") == "a.example,b.example"
+    assert site_domain("WWW.Example.COM,B.example") == "example.com,b.example"
     assert parse_mapping("WWW.Example.com = www.example.com") == ("www.example.com", "example.com")
     assert parse_mapping("*.example.com example.com") == ("*.example.com", "example.com")
     for bad in ("example.com", "=example.com", "bad host!=example.com", "a.example="):
