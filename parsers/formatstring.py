@@ -254,6 +254,9 @@ class FormatParser(Parser):
         pattern = "".join(
             _literal_pattern(p) if isinstance(p, str) else f"({p.pattern})" for p in self.parts)
         self.regex = re.compile(pattern + _optional_tail(tail_parts) + r"\s*$")
+        # The same on a line without a backslash, where a quoted value cannot hold an escape:
+        # `[^"]*` is a single-character scan in `re`, about twice as fast on a whole line.
+        self._plain = re.compile(self.regex.pattern.replace(_QUOTED, '[^"]*'))
         self._build = compile_builder([self._setter(f) for f in self.fields])
 
     def _setter(self, f: Field) -> tuple[str, object]:
@@ -275,11 +278,12 @@ class FormatParser(Parser):
         return target, None
 
     def parse(self, line: str) -> LogRecord:
-        m = self.regex.match(line)
+        escaped = "\\" in line  # escapes are rare: look for them once per line, not per field
+        m = (self.regex if escaped else self._plain).match(line)
         if m is None:
             raise ParseError(f"does not match {self.name}")
         values = m.groups()
-        if "\\" in line:  # escapes are rare: look for them once per line, not per field
+        if escaped:
             values = [_unescape(v) if "\\" in v else v for v in values]
         try:
             return self._build(values)
