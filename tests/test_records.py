@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from parsers.base import ParseError
+from parsers import w3c
+from parsers.base import LogRecord, ParseError
 from parsers.formatstring import FormatParser, _unescape
 from parsers.records import OPAQUE, build_record
 from parsers.registry import get_parser, load_all
@@ -107,3 +108,27 @@ def test_whole_lines_parse_as_the_reference_reads_them(line):
             assert parser.parse(line) == expected
         checked += 1
     assert checked
+
+
+def column_reference(columns, values):
+    """What the W3C/CloudFront/Bunny columns give, field by field."""
+    record = LogRecord(fields=dict(zip(columns.extra_names, columns.extra_values(values),
+                                       strict=True)))
+    for i, target, convert in columns.plan:
+        if values[i] and values[i] != "-":
+            setattr(record, target, convert(values[i]) if convert else values[i])
+    if columns.path is not None and record.uri is None:
+        record.uri = w3c._target(values, *columns.path)
+    return record
+
+
+@pytest.mark.parametrize("header,escaping", [
+    (w3c.CLOUDFRONT_FIELDS, "url"), (w3c.IIS_FIELDS, "plus"), (w3c.BUNNY_FIELDS, ""),
+    ("#Fields: cs-uri cs-uri-stem cs-uri-query c-ip", ""), ("#Fields: date time s-ip", "")])
+def test_compiled_columns_give_the_reference_record(header, escaping):
+    columns = w3c.compile_columns(w3c.header_names(header), escaping)
+    rng = random.Random(header)
+    pool = ["", "-", "200", "0", "GET", "/a%20b", "q=1", "Mozilla/5.0+(X11)", "1.2.3.4", "x"]
+    for _ in range(300):
+        values = [rng.choice(pool) for _ in columns.names]
+        assert columns.build(values) == column_reference(columns, values), values
