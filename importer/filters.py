@@ -33,6 +33,7 @@ PAGE_CONTENT_TYPES = ("text/html", "application/xhtml+xml")
 NON_HUMAN_KINDS = frozenset(("bot", "headless", "library", "monitor"))
 
 _CACHE_LIMIT = 200_000
+_DOWNLOAD = "download"  # PageRule's kind of target that the record decides about
 
 Rule = Callable[[LogRecord], str | None]
 Classify = Callable[[str], str]  # user agent -> kind: "bot", "headless", "library", "monitor", ""
@@ -55,6 +56,9 @@ class PageRule:
         self.track_downloads = track_downloads
         self.track_404 = track_404
         self.same_site = same_site or SameSite()
+        # What a request target is (page, asset, ...): the same few targets come back on
+        # every line, so each is looked at once.
+        self._targets: dict[str, str] = {}
 
     def __call__(self, record: LogRecord) -> str | None:
         method = record.method
@@ -64,19 +68,31 @@ class PageRule:
         if status is not None and not (200 <= status < 300 or status == 304) and not (
                 status == 404 and self.track_404):
             return "status"
-        path = path_of(record.uri or "/")
+        uri = record.uri or "/"
+        kind = self._targets.get(uri)
+        if kind is None:
+            if len(self._targets) >= _CACHE_LIMIT:
+                self._targets.clear()
+            kind = self._targets[uri] = self._kind(uri)
+        if kind:
+            return self._download(record) if kind == _DOWNLOAD else kind
+        content_type = record.content_type
+        if content_type is not None and not content_type.lower().startswith(PAGE_CONTENT_TYPES):
+            return "content_type"
+        return None
+
+    def _kind(self, uri: str) -> str:
+        """The reason a target is not a page, _DOWNLOAD for a tracked download, "" for a page."""
+        path = path_of(uri)
         if path in SPECIAL_PATHS or path.startswith("/.well-known/"):
             return "special_path"
         extension = extension_of(path)
         if extension:
             if self.track_downloads and extension in DOWNLOAD_EXTENSIONS:
-                return self._download(record)
+                return _DOWNLOAD
             if extension.lower() in ASSET_EXTENSIONS:
                 return "asset"
-        content_type = record.content_type
-        if content_type is not None and not content_type.lower().startswith(PAGE_CONTENT_TYPES):
-            return "content_type"
-        return None
+        return ""
 
     def _download(self, record: LogRecord) -> str | None:
         if record.status == 206:  # a range of a file already counted (players, resumes)

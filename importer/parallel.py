@@ -207,11 +207,10 @@ class Workers:
         name, settle = source.name, pipeline._settle
         for values, number, begin, end, key, when, text in candidates:
             if cursor is not None:
-                cursor.advance(Line(number - 1, begin, ""))  # the line starts here
-            event = Event(*values, origin=Origin(name, number, end))
-            settle(source, Line(number, end, text or ""), cursor, event, key, when)
+                cursor.advance(begin, number - 1)  # the line starts here
+            settle(text or "", cursor, Event(*values, origin=Origin(name, number, end)), key, when)
         if cursor is not None and lines:
-            cursor.advance(Line(chunk.lineno + lines, chunk.end, ""))
+            cursor.advance(chunk.end, chunk.lineno + lines)
 
 
 def _serve(pipeline: Pipeline, tasks, results) -> None:

@@ -127,12 +127,16 @@ class Pipeline:
 
     def _read(self, source: Source, lines, parser: Parser, cursor: Cursor | None, bar) -> None:
         counters = self.counters
+        examine, settle, keyed = self._examine, self._settle, cursor is not None
         last_position = 0
         for line in lines:
+            # Each line into exactly one bucket (or its event to the sink): the hot loop.
             counters.lines_read += 1
-            self._account(source, line, parser, cursor)
-            if cursor is not None:
-                cursor.advance(line)
+            found = examine(source, line, parser, keyed)
+            if found is not None:
+                settle(line.text, cursor, *found)
+            if keyed:
+                cursor.advance(line.end, line.lineno)
             if bar is not None and counters.lines_read % 2000 == 0:
                 bar.update(source.position - last_position)
                 last_position = source.position
@@ -143,36 +147,30 @@ class Pipeline:
         if bar is not None:
             bar.update(source.position - last_position)
 
-    def _account(self, source: Source, line: Line, parser: Parser, cursor: Cursor | None
-                 ) -> None:
-        """Put one line into exactly one bucket (or hand its event to the sink)."""
-        found = self._examine(source, line, parser, cursor is not None)
-        if found is not None:
-            self._settle(source, line, cursor, *found)
-
     def _examine(self, source: Source, line: Line, parser: Parser, keyed: bool
                  ) -> tuple[Event, bytes, float | None] | None:
         """Parse, filter, build: the per-line work that needs no run-wide state, which worker
         processes do for big files (parallel.py). Counts a line that ends here; returns
         (event, dedupe key, time) for one that may become an event."""
         counters = self.counters
+        text = line.text
         if line.invalid_utf8:
             counters.notes["invalid_utf8"] += 1
-        if not line.text.strip():
+        if not text or text.isspace():  # as `not text.strip()`, without a copy
             counters.filter("blank_line")
             return None
         try:
-            record = parser.parse(line.text)
+            record = parser.parse(text)
         except SkipLine as skip:
-            counters.filter(skip.reason, line.text)
+            counters.filter(skip.reason, text)
             return None
         except ParseError as exc:
             self._malformed(source, line, exc.reason,
-                            explain=lambda e=exc: _explain(parser, line.text, e))
+                            explain=lambda e=exc: _explain(parser, text, e))
             return None
         reason = self.filters.reason(record)
         if reason is not None:
-            counters.filter(reason, line.text)
+            counters.filter(reason, text)
             return None
         try:
             event = self.builder.build(record, Origin(source.name, line.lineno, line.end))
@@ -181,8 +179,8 @@ class Pipeline:
             return None
         return event, self.checkpoint.key(record) if keyed else b"", record.time
 
-    def _settle(self, source: Source, line: Line, cursor: Cursor | None, event: Event,
-                key: bytes, when: float | None) -> None:
+    def _settle(self, text: str, cursor: Cursor | None, event: Event, key: bytes,
+                when: float | None) -> None:
         """Dedupe, then the sink: run-wide state, so in this process and in log order."""
         counters = self.counters
         if cursor is not None:
@@ -191,7 +189,7 @@ class Pipeline:
                 counters.duplicates += 1
                 return
             if known is not None:
-                counters.filter(known, line.text)
+                counters.filter(known, text)
                 return
         counters.events += 1
         if cursor is not None:

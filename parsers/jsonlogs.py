@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .base import LogRecord, ParseError, Parser
-from .formatstring import _build as build_record
+from .records import build_record
 from .registry import Preset, register
 from .timefmt import TimeParser
 

@@ -20,6 +20,7 @@ class TimeParser:
     def __init__(self, default_tz: tzinfo = UTC) -> None:
         self.default_tz = default_tz
         self._cache: dict[str, float] = {}
+        self._stamps: dict[str, float] = {}  # CLF stamps as logged
         self._days: dict[str, float] = {}  # W3C dates: one entry a day, never full
 
     def _cached(self, text: str, parse) -> float:
@@ -32,13 +33,22 @@ class TimeParser:
 
     def clf(self, text: str) -> float:
         """`26/Nov/2026:12:00:00 +0100` (nginx $time_local, Apache %t), brackets optional."""
-        # In a quiet log most seconds are distinct: parse each minute once and add the seconds
-        # (the same number: offsets change on whole minutes).
+        # A busy log repeats each second on many lines: one lookup then. In a quiet log most
+        # seconds are distinct: parse each minute once and add the seconds (the same number:
+        # offsets change on whole minutes).
+        value = self._stamps.get(text)
+        if value is not None:
+            return value
+        if len(self._stamps) >= _CACHE_LIMIT:
+            self._stamps.clear()
         t = text.strip("[]")
         seconds = t[18:20]
         if t[17:18] == ":" and seconds.isdecimal() and t[20:21] in ("", " "):
-            return self._cached(t[:18] + "00" + t[20:], self._parse_clf) + int(seconds)
-        return self._cached(text, self._parse_clf)
+            value = self._cached(t[:18] + "00" + t[20:], self._parse_clf) + int(seconds)
+        else:
+            value = self._cached(text, self._parse_clf)
+        self._stamps[text] = value
+        return value
 
     def _parse_clf(self, text: str) -> float:
         t = text.strip("[]")

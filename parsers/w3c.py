@@ -91,6 +91,7 @@ class Columns:
     date: int | None
     time: int | None
     epoch_ms: int | None
+    build: Callable[[list[str]], LogRecord]  # the record of a line's columns, but its time
 
 
 def compile_columns(names: list[str], escaping: str) -> Columns:
@@ -109,8 +110,38 @@ def compile_columns(names: list[str], escaping: str) -> Columns:
     stamps = {key: index.get(key) for key in ("date", "time", "x-timestamp-ms")}
     used = {i for i in (*found.values(), *stamps.values(), *(path or ())[:2]) if i is not None}
     extra = [i for i in range(len(names)) if i not in used]
-    return Columns(tuple(names), escaping, plan, path, tuple(names[i] for i in extra),
-                   _picker(extra), stamps["date"], stamps["time"], stamps["x-timestamp-ms"])
+    extra_names, extra_values = tuple(names[i] for i in extra), _picker(extra)
+    return Columns(tuple(names), escaping, plan, path, extra_names, extra_values, stamps["date"],
+                   stamps["time"], stamps["x-timestamp-ms"],
+                   _builder(plan, path, extra_names, extra_values))
+
+
+def _builder(plan: tuple[tuple[int, str, Convert], ...],
+             path: tuple[int, int | None, Convert] | None, extra_names: tuple[str, ...],
+             extra_values: Callable[[list[str]], tuple[str, ...]]
+             ) -> Callable[[list[str]], LogRecord]:
+    """A function generated once per column list (it runs for every line): the plan's
+    columns straight into LogRecord's arguments, "-" and "" as None, then the path."""
+    env: dict[str, object] = {"LogRecord": LogRecord, "names": extra_names,
+                              "pick": extra_values, "target": _target, "path": path}
+    body = ["def build(values):",
+            "    fields = dict(zip(names, pick(values), strict=True))"]
+    filled = set()
+    for i, target, convert in plan:
+        value = "v" if convert is None else f"convert_{target}(v)"
+        env[f"convert_{target}"] = convert
+        body += [f"    v = values[{i}]",
+                 f"    {target} = {value} if v and v != '-' else None"]
+        filled.add(target)
+    if path is not None:
+        if "uri" not in filled:
+            body.append("    uri = None")
+            filled.add("uri")
+        body.append("    if uri is None: uri = target(values, *path)")
+    arguments = ", ".join(f"{name}={name}" for name in sorted(filled))
+    body.append(f"    return LogRecord({arguments}{', ' if arguments else ''}fields=fields)")
+    exec("\n".join(body), env)  # noqa: S102 - made here from LogRecord field names
+    return env["build"]
 
 
 def _converter(target: str, escaping: str) -> Convert:
@@ -156,14 +187,7 @@ class ColumnParser(Parser):
         values = line.split(self.separator)
         if len(values) != len(columns.names):
             values = self._refit(line, values)
-        record = LogRecord(fields=dict(zip(columns.extra_names, columns.extra_values(values),
-                                           strict=True)))
-        for i, target, convert in columns.plan:
-            value = values[i]
-            if value and value != "-":  # "-": the field is empty
-                setattr(record, target, convert(value) if convert else value)
-        if columns.path is not None and record.uri is None:
-            record.uri = _target(values, *columns.path)
+        record = columns.build(values)
         try:
             if columns.epoch_ms is not None:
                 record.time = self.times.epoch(values[columns.epoch_ms], 1e3)

@@ -1,0 +1,148 @@
+"""How the values a format matched become a `LogRecord`, in two forms that must agree:
+
+- `build_record(values_by_target)`: from a dict, for formats whose fields vary from line to
+  line (JSON). It is the definition of the rules.
+- `compile_builder(setters)`: for a format whose fields are fixed (every format string), a
+  function generated once per format, as dataclasses generate `__init__`: it takes the regex
+  groups and calls LogRecord with them directly, with no dict, no loop over fields and only
+  the rules that format needs. It runs for every line, so its cost is the parser's cost.
+  tests/test_records.py checks it against `build_record` on tricky lines.
+
+Targets are LogRecord fields, or composites: `request` ("GET /path HTTP/1.1"), `path` and
+`query` (joined into `uri`), `time` (already converted).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+
+from .base import LogRecord
+
+OPAQUE = object()  # the conversion of a field kept as text in LogRecord.fields
+
+# Fields where "-" or nothing means "not logged".
+DASHED = ("referrer", "user_agent", "host", "xff", "content_type", "client_ip", "scheme")
+
+_RECORD_FIELDS = tuple(f.name for f in fields(LogRecord))
+_COMPOSITE = ("request", "path", "query")
+# What a conversion may fill: each becomes a local variable of the generated function.
+_TARGETS = frozenset(_RECORD_FIELDS + _COMPOSITE) - {"fields"}
+
+
+def int_or_none(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
+
+
+def _dash(value: str | None) -> str | None:
+    return None if value in (None, "", "-") else value
+
+
+def build_record(out: dict) -> LogRecord:
+    """A record from {target: value}; `out["fields"]` holds the opaque fields (changed)."""
+    request = out.pop("request", None)
+    path = out.pop("path", None)
+    query = out.pop("query", None)
+    if request is not None:
+        parts = request.split(" ")
+        if len(parts) in (2, 3) and parts[0].isalpha():
+            out.setdefault("method", parts[0])
+            out.setdefault("uri", parts[1])
+            if len(parts) == 3:
+                out.setdefault("protocol", parts[2])
+        else:
+            out["fields"]["request"] = request
+    if "uri" not in out and path is not None:
+        query = _dash(query)
+        out["uri"] = path + ("" if not query else query if query.startswith("?") else "?" + query)
+    if "client_ip" not in out and out.get("xff"):
+        # The format logs X-Forwarded-For in the client's place (varnishncsa -F behind a
+        # proxy): its first hop is the client as far as the log knows.
+        out["client_ip"] = out["xff"].split(",", 1)[0].strip()
+    for key in DASHED:  # as _dash, without a call per field
+        if out.get(key) in ("", "-"):
+            out[key] = None
+    return LogRecord(**out)
+
+
+Setter = tuple[str, object]  # (target, conversion: None, OPAQUE or a function of the text)
+
+
+def compile_builder(setters: Sequence[Setter]) -> Callable[[Sequence[str]], LogRecord]:
+    """A function of the matched values (one per setter, in order) that returns what
+    `build_record` returns for them. A conversion's ValueError passes through."""
+    env: dict[str, object] = {"LogRecord": LogRecord}
+    body: list[str] = []
+    assigned: set[str] = set()  # targets that have a value, as `out`'s keys would
+    names = []
+    for i, (target, convert) in enumerate(setters):
+        names.append(f"v{i}")
+        if convert is not OPAQUE and target not in _TARGETS:
+            raise ValueError(f"unknown target {target!r}")
+        if convert is OPAQUE:
+            body.append(f"fields[{target!r}] = v{i}")
+            continue
+        assigned.add(target)
+        if convert is None:
+            body.append(f"{target} = v{i}")
+        elif convert is int_or_none:  # inlined: two of the commonest fields
+            body.append(f"{target} = int(v{i}) if v{i}.isdigit() else None")
+        else:
+            env[f"convert{i}"] = convert
+            body.append(f"{target} = convert{i}(v{i})")
+    body.extend(_composites(assigned))
+    for key in DASHED:
+        if key in assigned:
+            body.append(f"if {key} == '' or {key} == '-': {key} = None")
+    record_args = ", ".join(name if name in assigned or name == "fields" else "None"
+                            for name in _RECORD_FIELDS)
+    unpack = ", ".join(names) + ("," if len(names) == 1 else "")
+    source = "\n    ".join([
+        "def build(values):",
+        f"{unpack} = values" if names else "pass",
+        "fields = {}",
+        *(line for statement in body for line in statement.split("\n")),
+        f"return LogRecord({record_args})",
+    ])
+    exec(source, env)  # noqa: S102 - the source is made here from field names, not from input
+    build = env["build"]
+    build.__doc__ = source
+    return build
+
+
+def _composites(assigned: set[str]) -> list[str]:
+    """The statements for `request`, `path`/`query` and X-Forwarded-For as the client, for the
+    targets a format fills; adds to `assigned` what they may fill."""
+    out = []
+    uri_target = "uri" in assigned
+    if "request" in assigned:
+        took = [f"{name} = parts[{i}]" for i, name in enumerate(("method", "uri"))
+                if name not in assigned]
+        if "protocol" not in assigned:
+            took.append("if len(parts) == 3: protocol = parts[2]")
+        for name in ("method", "uri", "protocol"):
+            if name not in assigned:  # None unless the request fills it
+                out.append(f"{name} = None")
+                assigned.add(name)
+        out.append("\n".join([
+            "parts = request.split(' ')",
+            "if (len(parts) == 2 or len(parts) == 3) and parts[0].isalpha():",
+            *("    " + s for s in took or ["pass"]),
+            "else:",
+            "    fields['request'] = request",
+        ]))
+    if "path" in assigned and not uri_target:
+        if "uri" not in assigned:
+            out.append("uri = None")
+            assigned.add("uri")
+        query = "query" if "query" in assigned else "None"
+        out.append("\n".join([
+            "if uri is None and path is not None:",
+            f"    q = {query}",
+            "    q = None if q in (None, '', '-') else q",
+            "    uri = path + ('' if not q else q if q.startswith('?') else '?' + q)",
+        ]))
+    if "client_ip" not in assigned and "xff" in assigned:
+        out.append("client_ip = xff.split(',', 1)[0].strip() if xff else None")
+        assigned.add("client_ip")
+    assigned.difference_update(_COMPOSITE)
+    return out
