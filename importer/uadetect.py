@@ -12,7 +12,7 @@ from device_detector.parser.settings import TV_CLIENTS
 from . import uaprefilter
 from .useragents import BOT, UserAgentInfo
 
-uaprefilter.install()  # the same answers, ~2x faster (see there)
+uaprefilter.install()  # the same answers, ~3x faster (see there)
 
 # Health checkers and uptime monitors that device-detector 6.5 does NOT flag as bots (its
 # bots.yml already covers UptimeRobot, Pingdom, StatusCake, Site24x7, Better Uptime, ELB,
@@ -127,7 +127,7 @@ def _browser(dd: DeviceDetector) -> tuple[str, str]:
 
 
 def detect(ua: str) -> UserAgentInfo:
-    """Classify one non-empty User-Agent (uncached: ~13 ms)."""
+    """Classify one non-empty User-Agent (uncached: ~4 ms)."""
     dd = DeviceDetector(ua, check_cache=False)
     dd.parse_bot()
     if dd.is_bot():

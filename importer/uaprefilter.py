@@ -4,7 +4,7 @@ device-detector tries its regexes in order until one matches: ~2,000 device bran
 brand's models (Samsung alone has hundreds), ~350 OSes, ~600 browsers, ~850 bots... A new user
 agent costs ~1,100 regex searches, ~80% of its ~13 ms. Most of those regexes need some fixed
 text to be in the user agent for any match ("sm-", "pixel", "firefox"): where the user agent
-holds none of it, the search can only fail, and is skipped.
+holds none of it, the search can only fail, and is skipped. That leaves ~100 searches, ~4 ms.
 
 Why the answers cannot change: for each regex, `_needed` reads its syntax tree (Python's own
 regex parser) and finds strings one of which every match must contain, because they sit outside
