@@ -329,6 +329,9 @@ def add_parallel_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=_process_count, default=default_workers(), metavar="N",
                    help="processes that parse big files (default: one per core, "
                         f"{default_workers()} here); 1 parses in the main process")
+    g.add_argument("--no-ua-cache", action="store_true",
+                   help="neither use nor update the user agents classified by earlier runs "
+                        "(kept in useragents.db beside the checkpoints; delete it to clear it)")
 
 
 def add_state_options(p: argparse.ArgumentParser, follow: bool = False) -> None:

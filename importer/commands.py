@@ -9,13 +9,14 @@ import os
 import signal
 import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from parsers.registry import get_parser, load_all
 from parsers.timefmt import TimeParser
 
-from . import runlog
+from . import runlog, uacache, useragents
 from .delivery import (
     DryRunSink,
     EventsApiSink,
@@ -70,6 +71,14 @@ def _forget(checkpoint: Checkpoint, args: argparse.Namespace) -> None:
         if not checkpoint.forget(path):
             raise UsageError(f"--forget {path}: not in {checkpoint.path}")
         print(f"plausible-import: forgot {path}", file=sys.stderr)
+
+
+def _ua_cache(args: argparse.Namespace, counters: Counters) -> AbstractContextManager:
+    """The user agents earlier runs classified, known during the run (dry runs too: the cache
+    changes no outcome, only the time it takes)."""
+    if args.no_ua_cache:
+        return nullcontext()
+    return uacache.persisted(useragents.classifier, counters.warn)
 
 
 class UsageError(Exception):
@@ -138,7 +147,7 @@ def run_send(args: argparse.Namespace) -> int:
             sink=sink, counters=counters, format=args.format, times=times,
             progress=sys.stderr.isatty() and not args.no_progress, rejects=private(args.rejects),
             checkpoint=checkpoint, follow=args.follow, workers=args.workers)
-        with _stop_on_signals(pipeline, sink) as stopper:
+        with _ua_cache(args, counters), _stop_on_signals(pipeline, sink) as stopper:
             pipeline.run()
     finally:
         for f in opened:
@@ -193,7 +202,7 @@ def run_export(args: argparse.Namespace) -> int:
             format=args.format, times=times, workers=args.workers,
             checkpoint=Checkpoint(),  # dedupe within the run; no state: files are rewritten
             progress=sys.stderr.isatty() and not args.no_progress, rejects=rejects)
-        with _stop_on_signals(pipeline, sink) as stopper:
+        with _ua_cache(args, counters), _stop_on_signals(pipeline, sink) as stopper:
             pipeline.run()
     finally:
         if rejects is not None:

@@ -1,12 +1,13 @@
 """What the export looks up for a session's first event: device, browser and OS from the user
 agent, and the location from the address.
 
-device-detector takes ~13 ms per new user agent once warm, and a process warming up spends
+device-detector takes ~4 ms per new user agent once warm, and a process warming up spends
 seconds more (the database loads, each regex compiles on first use). Real logs hold thousands of
-distinct user agents (tests/bench/genlog.py: ~4,800 in 1M lines, over a minute of CPU), so this
+distinct user agents (tests/bench/genlog.py: ~4,800 in 1M lines, ~20 s of CPU), so this
 is the export's biggest cost. `AgentLookup` has worker processes classify each new user agent as
 soon as a session starts with it, while the main process goes on with the log; by the time the
-session is closed its answer is usually there. Each distinct user agent is classified once.
+session is closed its answer is usually there. Each distinct user agent is classified once,
+and those classified by earlier runs not again (importer/uacache.py).
 Measured on 2 cores, 300,000 lines with ~2,200 user agents: 31.8 s with one worker, 21.7 s with
 two (with a few dozen user agents a second worker only compiles the same regexes again: ~5 s).
 """
@@ -18,7 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import astuple
 from functools import lru_cache
 
-from .useragents import UserAgentInfo, detect
+from .useragents import UserAgentClassifier, UserAgentInfo, classifier, detect
 
 # Location values Plausible treats as unknown (Plausible.Ingestion.Geolocation).
 IGNORED_COUNTRIES = frozenset(("ZZ", "XX", "T1"))
@@ -39,12 +40,14 @@ def _ignore_interrupts() -> None:
 class AgentLookup:
     """User agent -> UserAgentInfo (Plausible's device, browser and OS names), classified in
     `workers` background processes (0: in this process, when asked). Each distinct user agent is
-    classified once."""
+    classified once, and not at all if `cache` knows it (from an earlier run: importer/uacache.py);
+    `cache` learns the answers."""
 
     CHUNK = 8  # user agents per task: small, so answers come back soon after they are asked
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = 2, cache: UserAgentClassifier = classifier) -> None:
         self.workers = workers
+        self.cache = cache
         self.known: dict[str, UserAgentInfo] = {}
         # user agent -> (its chunk's answer, the chunk), None until the chunk is sent
         self._asked: dict[str, tuple[Future, list[str]] | None] = {}
@@ -54,6 +57,10 @@ class AgentLookup:
     def want(self, ua: str) -> None:
         """A session starts with `ua`: have it classified in the background if it is new."""
         if ua in self.known or ua in self._asked:
+            return
+        info = self.cache.known(ua)
+        if info is not None:
+            self.known[ua] = info
             return
         self._asked[ua] = None
         self._chunk.append(ua)
@@ -78,7 +85,8 @@ class AgentLookup:
 
     def _store(self, chunk: list[str], rows: list[tuple]) -> None:
         for ua, row in zip(chunk, rows, strict=True):
-            self.known[ua] = UserAgentInfo(*row)
+            info = self.known[ua] = UserAgentInfo(*row)
+            self.cache.remember(ua, info)
             self._asked.pop(ua, None)
 
     def ready(self, ua: str) -> bool:
@@ -95,9 +103,8 @@ class AgentLookup:
         info = self.known.get(ua)
         if info is not None:
             return info
-        if ua not in self._asked:
-            self.want(ua)
-        if self._asked[ua] is None:
+        self.want(ua)  # if it was not given yet
+        if self._asked.get(ua, ()) is None:
             self._send()
         sent = self._asked.get(ua)
         if sent is not None:

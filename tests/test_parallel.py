@@ -226,7 +226,8 @@ def test_workers_share_what_they_learn_about_user_agents(logs, tiny_chunks, monk
     from importer import useragents
 
     monkeypatch.setattr(useragents, "detect_kind", lambda ua: "bot" if "bot" in ua else "")
-    monkeypatch.setattr(useragents.classifier, "_kinds", {})
+    for cache in ("_kinds", "_cache", "_stored"):  # what earlier tests taught it
+        monkeypatch.setattr(useragents.classifier, cache, {})
     counters = Counters()
     pipeline = Pipeline(inputs=[str(logs[1])], builder=EventBuilder("example.com"),
                         sink=Recorder(counters), counters=counters, workers=2)

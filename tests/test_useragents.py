@@ -154,11 +154,28 @@ def test_export_import_round_trip(counted: list[str]) -> None:
 
     restored = UserAgentClassifier(detect_fn=counting_detect)
     restored.import_cache(saved)
-    assert restored.export_cache() == saved  # entries not asked for yet are kept
+    assert restored.export_cache() == {}  # imported, not used: the store keeps them anyway
     assert restored.classify(IPHONE_SAFARI) == source.classify(IPHONE_SAFARI)
     assert restored.kind("curl/8.5.0") == "library"
     assert counted == []
     assert restored.export_cache() == saved
+
+
+def test_kind_only_rows_answer_kind_not_classify(counted: list[str]) -> None:
+    source = UserAgentClassifier(detect_fn=counting_detect)
+    assert source.kind("curl/8.5.0") == "library"
+    saved = source.export_cache()
+    assert saved == {useragents.ua_key("curl/8.5.0"): ("library",)}
+
+    restored = UserAgentClassifier(detect_fn=counting_detect)
+    restored.import_cache(saved)
+    assert restored.kind("curl/8.5.0") == "library"
+    assert counted == []  # the kind came from the import
+    assert restored.known("curl/8.5.0") is None  # the rest was never found out
+    assert restored.classify("curl/8.5.0") == detect("curl/8.5.0")
+    assert counted == ["curl/8.5.0"]
+    assert restored.export_cache() == {useragents.ua_key("curl/8.5.0"):
+                                       ("library", "", "curl", "8.5", "", "")}
 
 
 def test_caller_chosen_key() -> None:

@@ -7,7 +7,9 @@ Run from the repository root:
 1. Speed: the same generated combined log (tests/bench/genlog.py) through
    `goaccess LOG --log-format=COMBINED -o report.json` (Debian's goaccess) and through
    `python -m importer export LOG --format combined ...`, alternating, `--runs` times each;
-   medians of wall time.
+   medians of wall and CPU time. Each round exports twice with a fresh state directory:
+   "cold" classifies every user agent, "warm" (a rerun, as cron does) finds them in the
+   user-agent cache the cold run saved (importer/uacache.py).
 2. Memory: export of 2 days of logs, then of 20 days with the same traffic per day (10x the
    history, 10x the lines): peak RSS of each.
 Each command runs under a small wrapper that reports its children's peak RSS (ru_maxrss).
@@ -29,7 +31,8 @@ from genlog import generate  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MEASURE = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:], "
            "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode; "
-           "print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+           "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+           "print(rc, u.ru_maxrss, u.ru_utime + u.ru_stime)")
 
 
 def write_log(path: str, lines: int, days: float) -> None:
@@ -38,16 +41,16 @@ def write_log(path: str, lines: int, days: float) -> None:
             f.write(line + "\n")
 
 
-def measure(cmd: list[str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS in MB) of one run of `cmd`."""
+def measure(cmd: list[str], state: str) -> tuple[float, int, float]:
+    """(wall seconds, peak RSS in MB, CPU seconds) of one run of `cmd`, its state in `state`."""
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True,
-                          cwd=ROOT, check=True)
+                          cwd=ROOT, check=True, env={**os.environ, "XDG_STATE_HOME": state})
     wall = time.perf_counter() - started
-    rc, rss_kb = map(int, done.stdout.split())
-    if rc != 0:
+    rc, rss_kb, cpu = done.stdout.split()
+    if rc != "0":
         raise SystemExit(f"{cmd[0]} exited {rc}")
-    return wall, rss_kb // 1024
+    return wall, int(rss_kb) // 1024, float(cpu)
 
 
 def export_cmd(log: str, out: str) -> list[str]:
@@ -72,22 +75,32 @@ def main() -> int:
               f"{os.path.getsize(log) / 1e6:,.0f} MB")
         goaccess = ["goaccess", log, "--log-format=COMBINED", "-o",
                     os.path.join(work, "report.json")]
-        results: dict[str, list[tuple[float, int]]] = {"goaccess": [], "export": []}
-        for _ in range(args.runs):
-            results["goaccess"].append(measure(goaccess))
-            results["export"].append(measure(export_cmd(log, os.path.join(work, "out"))))
-        print(f"{'tool':<10} {'median s':>9} {'lines/s':>10} {'peak MB':>8}  runs (s)")
+        results: dict[str, list[tuple[float, int, float]]] = {
+            "goaccess": [], "export cold": [], "export warm": []}
+        out = os.path.join(work, "out")
+        for n in range(args.runs):
+            state = os.path.join(work, f"state{n}")  # nothing known: the first run
+            results["goaccess"].append(measure(goaccess, state))
+            results["export cold"].append(measure(export_cmd(log, out), state))
+            results["export warm"].append(measure(export_cmd(log, out), state))
+        print(f"{'tool':<12} {'median s':>9} {'CPU s':>6} {'lines/s':>10} {'peak MB':>8}  "
+              "runs (s)")
         medians = {}
         for tool, runs in results.items():
-            medians[tool] = statistics.median(w for w, _ in runs)
-            print(f"{tool:<10} {medians[tool]:>9.1f} {args.lines / medians[tool]:>10,.0f} "
-                  f"{max(m for _, m in runs):>8}  " + " ".join(f"{w:.1f}" for w, _ in runs))
-        print(f"export is {medians['goaccess'] / medians['export']:.2f}x GoAccess's speed")
+            medians[tool] = statistics.median(w for w, _, _ in runs)
+            cpu = statistics.median(c for _, _, c in runs)
+            print(f"{tool:<12} {medians[tool]:>9.1f} {cpu:>6.1f} "
+                  f"{args.lines / medians[tool]:>10,.0f} {max(m for _, m, _ in runs):>8}  "
+                  + " ".join(f"{w:.1f}" for w, _, _ in runs))
+        for run in ("cold", "warm"):
+            print(f"export {run} is {medians['goaccess'] / medians['export ' + run]:.2f}x "
+                  "GoAccess's speed")
 
         print(f"\nmemory, {args.per_day:,} lines a day:")
         for days in (2, 20):
             write_log(log, args.per_day * days, days)
-            wall, rss = measure(export_cmd(log, os.path.join(work, f"out{days}")))
+            wall, rss, _ = measure(export_cmd(log, os.path.join(work, f"out{days}")),
+                                   os.path.join(work, f"state-memory{days}"))
             print(f"  {args.per_day * days:>10,} lines, {days:>2} days: peak {rss} MB "
                   f"({wall:.1f} s)")
     finally:

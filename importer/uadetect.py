@@ -1,0 +1,153 @@
+"""User-Agent -> UserAgentInfo with Matomo's device-detector database, the way Plausible's
+server reads it (see importer/useragents.py). Imported only when a user agent is not already
+known: importing the library is cheap, but its first parse loads the database (~3 s).
+"""
+from __future__ import annotations
+
+from device_detector import DeviceDetector
+from device_detector.enums import AppType, DeviceType
+from device_detector.parser import Device
+from device_detector.parser.settings import TV_CLIENTS
+
+from . import uaprefilter
+from .useragents import BOT, UserAgentInfo
+
+uaprefilter.install()  # the same answers, ~3x faster (see there)
+
+# Health checkers and uptime monitors that device-detector 6.5 does NOT flag as bots (its
+# bots.yml already covers UptimeRobot, Pingdom, StatusCake, Site24x7, Better Uptime, ELB,
+# Route 53, Cloudflare, Datadog, Uptime Kuma, Oh Dear, check_http, ...). Lower-case substrings.
+MONITOR_MARKERS = (
+    "kube-probe/",  # Kubernetes liveness/readiness probes
+    "googlehc/",  # Google Cloud load-balancer health checks
+    "envoy/hc",  # Envoy proxy active health checks
+    "alwayson",  # Azure App Service "Always On" keep-alive pings
+    "newrelicpinger",  # New Relic availability pings
+    "zabbix",  # Zabbix web scenarios
+    "checkly",  # Checkly API checks
+    "updown.io daemon",  # updown.io
+    "freshping",  # Freshping
+    "monitis",  # Monitis
+    "healthcheck",  # generic names: Fastly-Healthcheck, in-house probes, ...
+    "health-check",
+    "health check",  # Consul Health Check
+)
+
+# Plausible's `screen_size`: device-detector device type -> size class; other types -> "".
+SIZE_CLASSES = {
+    "smartphone": "Mobile",
+    "feature phone": "Mobile",
+    "portable media player": "Mobile",
+    "phablet": "Mobile",
+    "wearable": "Mobile",
+    "camera": "Mobile",
+    "tablet": "Tablet",
+    "car browser": "Tablet",
+    "tv": "Desktop",
+    "console": "Desktop",
+    "desktop": "Desktop",
+}
+
+# Plausible's `browser_name` renames (matched on the client name before its type).
+BROWSER_RENAMES = {
+    "Mobile Safari": "Safari",
+    "Chrome Mobile": "Chrome",
+    "Chrome Mobile iOS": "Chrome",
+    "Firefox Mobile": "Firefox",
+    "Firefox Mobile iOS": "Firefox",
+    "Opera Mobile": "Opera",
+    "Opera Mini": "Opera",
+    "Opera Mini iOS": "Opera",
+    "Yandex Browser Lite": "Yandex Browser",
+    "Chrome Webview": "Mobile App",
+}
+
+# Client types Matomo itself has and Plausible shows by name. The port splits Matomo's
+# "mobile app" into finer app types (messaging, game, desktop app, ...): all are "Mobile App" to
+# Plausible. Its "generic" type is a guess from any "Name/1.0" token, which Matomo leaves unknown.
+NAMED_CLIENT_TYPES = frozenset(("browser", "feed reader", "library", "mediaplayer", "pim"))
+
+
+def _major_minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def _kind(dd: DeviceDetector) -> str:
+    """Precedence: what Plausible drops first (bot, headless), then monitor, then library."""
+    if dd.is_bot():
+        return "bot"
+    if dd.client_name() == "Headless Chrome":  # exactly the name Plausible drops
+        return "headless"
+    if any(marker in dd.user_agent_lower for marker in MONITOR_MARKERS):
+        return "monitor"
+    if dd.client_type() == AppType.Library:
+        return "library"
+    return ""
+
+
+class _RulesOnlyDevice(Device):
+    """The port's device-type rules without a device regex match, defaulting to unknown."""
+
+    __slots__ = ()
+    DEVICE_TYPE = DeviceType.Unknown
+
+
+def _device_type(dd: DeviceDetector) -> str:
+    """The device type as Matomo decides it.
+
+    Matomo applies its rules (desktop OS -> desktop, Android + Chrome + "Mobile" -> smartphone,
+    ...) to every UA. The port applies them only after a cheap pre-filter hits the device
+    database, and when no device regex then matches it falls back to "smartphone". So plain
+    Linux Chrome came out unknown and "Wget/1.21" a smartphone. Against the port's copy of
+    Matomo's fixtures (6,060 UAs) this raises agreement on the device type from 97.0% to 99.5%.
+    """
+    reported = dd.device_type()
+    if dd.device is not None and dd.device.matched_regex is not None:
+        return reported
+    if reported and reported != DeviceType.Smartphone:  # set by a rule (TV, desktop, ...)
+        return reported
+    if dd.client_name() in TV_CLIENTS:
+        return DeviceType.TV
+    rules = _RulesOnlyDevice(dd.user_agent, None, os_details=dd.all_details.get("os", {}))
+    dtype = rules.dtype()
+    if dtype == DeviceType.Desktop and dd.uses_mobile_browser():  # Matomo's isDesktop()
+        return DeviceType.Unknown
+    return dtype
+
+
+def _browser(dd: DeviceDetector) -> tuple[str, str]:
+    name, ctype = dd.client_name(), dd.client_type()
+    if not name or ctype == AppType.Generic:
+        return "", ""
+    if name in BROWSER_RENAMES:
+        return BROWSER_RENAMES[name], _major_minor(dd.client_version())
+    if ctype not in NAMED_CLIENT_TYPES:
+        return "Mobile App", ""
+    return name, _major_minor(dd.client_version())
+
+
+def detect(ua: str) -> UserAgentInfo:
+    """Classify one non-empty User-Agent (uncached: ~4 ms)."""
+    dd = DeviceDetector(ua, check_cache=False)
+    dd.parse_bot()
+    if dd.is_bot():
+        return BOT
+    dd.parse()
+    browser, browser_version = _browser(dd)
+    return UserAgentInfo(
+        kind=_kind(dd),
+        device=SIZE_CLASSES.get(_device_type(dd), ""),
+        browser=browser,
+        browser_version=browser_version,
+        os=dd.os_name(),
+        os_version=_major_minor(dd.os_version()),
+    )
+
+
+def detect_kind(ua: str) -> str:
+    """`detect(ua).kind` for ~1/12 of the cost: skips the OS and device databases."""
+    dd = DeviceDetector(ua, check_cache=False)
+    dd.parse_bot()
+    if not dd.is_bot() and not dd.is_worthless():
+        dd.parse_client()
+    return _kind(dd)
