@@ -22,6 +22,7 @@ class TimeParser:
         self._cache: dict[str, float] = {}
         self._stamps: dict[str, float] = {}  # CLF stamps as logged
         self._days: dict[str, float] = {}  # W3C dates: one entry a day, never full
+        self._times_of_day: dict[str, float] = {}  # W3C times: 86,400 a day at most
 
     def _cached(self, text: str, parse) -> float:
         value = self._cache.get(text)
@@ -118,12 +119,13 @@ class TimeParser:
         day = self._days.get(date)
         if day is None:
             day = self._days[date] = _parse_w3c(date, "00:00:00")
-        t = time_of_day
-        if len(t) == 8 and t[2] == ":" and t[5] == ":" and t[:2].isdigit():
-            hh, mm, ss = int(t[:2]), int(t[3:5]), int(t[6:])
-            if hh < 24 and mm < 60 and ss < 61:
-                return day + hh * 3600 + mm * 60 + ss
-        return day + _parse_w3c("1970-01-01", t)
+        seconds = self._times_of_day.get(time_of_day)
+        if seconds is None:
+            seconds = _seconds_of_day(time_of_day)
+            if len(self._times_of_day) >= _CACHE_LIMIT:
+                self._times_of_day.clear()
+            self._times_of_day[time_of_day] = seconds
+        return day + seconds
 
     @staticmethod
     def epoch(text: str, scale: float = 1.0) -> float:
@@ -141,6 +143,14 @@ def epoch_any_unit(value: float) -> float:
         if value >= limit:
             return value / scale
     return value
+
+
+def _seconds_of_day(t: str) -> float:
+    if len(t) == 8 and t[2] == ":" and t[5] == ":" and t[:2].isdigit():
+        hh, mm, ss = int(t[:2]), int(t[3:5]), int(t[6:])
+        if hh < 24 and mm < 60 and ss < 61:
+            return hh * 3600 + mm * 60 + ss
+    return _parse_w3c("1970-01-01", t)
 
 
 def _parse_w3c(date: str, time_of_day: str) -> float:

@@ -129,6 +129,8 @@ def _builder(plan: tuple[tuple[int, str, Convert], ...],
     filled = set()
     for i, target, convert in plan:
         value = "v" if convert is None else f"convert_{target}(v)"
+        if convert is _int:  # inlined: status and bytes, on every line
+            value = "int(v) if v.isdigit() else None"
         env[f"convert_{target}"] = convert
         body += [f"    v = values[{i}]",
                  f"    {target} = {value} if v and v != '-' else None"]
