@@ -10,6 +10,7 @@ from parsers.registry import UnknownFormat
 from . import __version__
 from .checkconfig import add_check_config_command
 from .commands import (
+    EXIT_INTERRUPTED,
     EXIT_LOCKED,
     EXIT_OK,
     EXIT_UNDELIVERED,
@@ -372,6 +373,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNDELIVERED
     except BrokenPipeError:
         return EXIT_OK
+    except KeyboardInterrupt:
+        # Ctrl-C outside a run's own signal handling (the health check, loading formats or the
+        # user-agent database): one line, as for any other way a run ends early.
+        print("plausible-import: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from .summary import Counters
 
 EXIT_OK, EXIT_UNDELIVERED, EXIT_USAGE = 0, 1, 2
 EXIT_LOCKED = 75  # sysexits' EX_TEMPFAIL: another run holds the state; try again later
-
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # as shells report a Ctrl-C
 
 
 def _domains(args: argparse.Namespace) -> str:

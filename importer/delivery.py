@@ -101,6 +101,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def _count_dropped(by_site: Counter[str], domain: str, dropped: int) -> None:
+    """Count an answer's `x-plausible-dropped: N` per site: an event for "a.com,b.com" is one
+    per listed site, and N says how many of them the server threw away, not which. All of them:
+    each site counts one; fewer: they count under "a.com or b.com" (N of them)."""
+    sites = [site.strip() for site in domain.split(",") if site.strip()] or [domain]
+    if dropped >= len(sites):
+        by_site.update(sites)
+    else:
+        by_site[" or ".join(sites)] += dropped
+
+
 def _warn(message: str) -> None:
     print(f"plausible-import: warning: {message}", file=sys.stderr, flush=True)
 
@@ -309,7 +320,7 @@ class EventsApiSink:
             c.sent += 1
             if dropped:
                 c.dropped_by_server += 1
-                c.dropped_by_domain[domain] += 1
+                _count_dropped(c.dropped_by_domain, domain, dropped)
         self._settle(job, SENT)
         self._throughput.add(now)
         judgement = self._drops.observe(domain, dropped > 0)

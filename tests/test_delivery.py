@@ -171,6 +171,19 @@ def test_a_server_gone_for_good_stops_the_run_early():
     assert stopped and run.counters.undelivered == 300
 
 
+def test_server_drops_of_an_event_for_several_sites_are_counted_per_site():
+    with Receiver(domains={"a.example", "b.example"}) as rx:
+        events = [event(0, domain="a.example,b.example"),  # both known: kept
+                  event(1, domain="a.example,unknown.example"),  # one of two dropped
+                  event(2, domain="gone.example,unknown.example"),  # both dropped
+                  event(3, domain="unknown.example")]
+        run = Run(rx.url, concurrency=1).send(events).close()
+    c = run.counters
+    assert c.sent == 4 and c.dropped_by_server == 3
+    assert c.dropped_by_domain == {"a.example or unknown.example": 1, "gone.example": 1,
+                                   "unknown.example": 2}
+
+
 def test_server_drops_are_counted_per_domain_and_a_jump_warned():
     # The site's ingest limit lets 300 events in, then drops the rest: a jump mid-run.
     with Receiver(domains={"example.com"}, rate_limits={"example.com": (300, 60.0)}) as rx:
