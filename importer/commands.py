@@ -21,6 +21,7 @@ from .delivery import (
     EventsApiSink,
     check_health,
     default_rate,
+    encode_request,
 )
 from .export import ExportSink
 from .filteropts import builder_from_args, filters_from_args
@@ -137,7 +138,8 @@ def run_send(args: argparse.Namespace) -> int:
             inputs=args.logs, builder=builder, filters=filters,
             sink=sink, counters=counters, format=args.format, times=times,
             progress=sys.stderr.isatty() and not args.no_progress, rejects=private(args.rejects),
-            checkpoint=checkpoint, follow=args.follow, workers=args.workers)
+            checkpoint=checkpoint, follow=args.follow, workers=args.workers,
+            prepare=None if args.dry_run else encode_request)
         with _stop_on_signals(pipeline, sink) as stopper:
             pipeline.run()
     finally:

@@ -40,8 +40,17 @@ STOP_GRACE_S = 3.0  # after Ctrl-C / SIGTERM, how long requests in flight may st
 ADAPTIVE_FLOOR = 1.0  # events/s: --adaptive-rate slows down no further
 FAILURES_IN_A_ROW = 20  # refused or given up, with no success between: the setup is wrong
 HELD = "an earlier event of the same visitor is undelivered (sent after it, it would break order)"
-OnDone = Callable[[Event, str], None]
+# Final outcomes, (event, "sent" | "dead_lettered" | "undelivered"), reported in batches: the
+# sending thread hands over all of one wake-up's answers at once (the checkpoint journals them
+# with one write), before any of their visitors' next events can go.
+OnDone = Callable[[list[tuple[Event, str]]], None]
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per event
+
+
+def encode_request(event: Event) -> None:
+    """Give `event` its request, body and header lines (`Event.wire`): work the parse workers
+    can do ahead (the pipeline's `prepare`), off the sending thread."""
+    event.wire = (_compact_json(event.body()).encode(), header_lines(event.headers()))
 
 
 class DeliveryError(Exception):
@@ -158,6 +167,7 @@ class EventsApiSink:
         self._failures_in_a_row = 0
         self._stop_at: float | None = None  # in-flight requests are abandoned at this time
         self._crash: BaseException | None = None
+        self._outcomes: list[tuple[Event, str]] = []  # for on_done, at the next flush
         self._queues: VisitorQueues[_Job] = VisitorQueues()
         self._arrivals: deque[_Job] = deque()  # taken from the inbox, not yet due (--pace)
         self._timers: list[tuple[float, int, _Job]] = []  # retries waiting for their time
@@ -174,7 +184,9 @@ class EventsApiSink:
         if self.max_age and event.time is not None and time.time() - event.time > self.max_age:
             self._old_events += 1
         if not self._inbox.put(event):
-            self._undelivered(event, "the run was stopped")
+            self._count_undelivered("the run was stopped")
+            if self.on_done is not None:
+                self.on_done([(event, UNDELIVERED)])
 
     def stop(self) -> None:
         """Stop sending (Ctrl-C, SIGTERM): nothing new goes out, requests in flight get
@@ -219,7 +231,14 @@ class EventsApiSink:
             self._inbox.refusing = True
             self._wind_down(float("inf"))
         finally:
+            self._flush()
             self._transport.close()
+
+    def _flush(self) -> None:
+        """Report the outcomes settled since the last flush (sending thread)."""
+        if self._outcomes and self.on_done is not None:
+            outcomes, self._outcomes = self._outcomes, []
+            self.on_done(outcomes)
 
     def _loop(self) -> None:
         inbox, queues, transport = self._inbox, self._queues, self._transport
@@ -244,6 +263,7 @@ class EventsApiSink:
             now = time.monotonic()
             for tag, response in answers:
                 self._answered(tag, response, now)
+            self._flush()
 
     def _take_arrivals(self, now: float) -> None:
         room = self._capacity - self._queues.pending - len(self._arrivals)
@@ -273,8 +293,10 @@ class EventsApiSink:
                 return wait
             job = ready.popleft()[1]
             if job.headers is None:
-                job.body = _compact_json(job.event.body()).encode()
-                job.headers = header_lines(job.event.headers())
+                event = job.event
+                if event.wire is None:
+                    encode_request(event)
+                job.body, job.headers = event.wire
                 job.first_try = now
             transport.post(job.body, job.headers, job)
         return 0.0
@@ -385,18 +407,19 @@ class EventsApiSink:
             self.on_fatal(self.fatal)
 
     def _settle(self, job: _Job, outcome: str) -> None:
-        if self.on_done is not None:
-            self.on_done(job.event, outcome)
+        self._outcomes.append((job.event, outcome))
         self._queues.done(job.key)
 
     def _undelivered(self, event: Event, reason: str) -> None:
-        """Count one event as undelivered (from either thread)."""
+        """Count one event as undelivered (sending thread)."""
+        self._count_undelivered(reason)
+        self._outcomes.append((event, UNDELIVERED))
+
+    def _count_undelivered(self, reason: str) -> None:
         c = self.counters
         with c.lock:
             c.undelivered += 1
             self._undelivered_reasons[reason] += 1
-        if self.on_done is not None:
-            self.on_done(event, UNDELIVERED)
 
     def _judge(self, judgement: Judgement) -> None:
         if judgement.jump:

@@ -45,9 +45,10 @@ class Run:
         self.sink = EventsApiSink(url, self.counters, on_done=self._done,
                                   log=self.logged.append, **options)
 
-    def _done(self, ev: Event, outcome: str) -> None:
+    def _done(self, outcomes: list[tuple[Event, str]]) -> None:
         with self.lock:
-            self.outcomes[ev.origin.lineno].append(outcome)
+            for ev, outcome in outcomes:
+                self.outcomes[ev.origin.lineno].append(outcome)
 
     def send(self, events: list[Event]) -> Run:
         for ev in events:
