@@ -14,7 +14,8 @@ setup of bench_delivery.py) and runs in --runs interleaved rounds (medians):
 
 then `send` against a server that answers every request 50 ms late. events/s = events sent /
 the process's wall time (start-up and health check included); CPU is the process's user+system
-seconds, its worker processes included. Not collected by pytest; prints a table.
+seconds, its worker processes included. `--compare DIR` runs another checkout's code (e.g. a
+`git worktree` of main) in the same rounds, for a before/after. Not collected by pytest.
 """
 from __future__ import annotations
 
@@ -56,16 +57,17 @@ def page_views(path: Path, events: int, seed: int = 1) -> None:
     raise RuntimeError(f"only {kept} page views generated")
 
 
-def run_send(url: str, log: Path, *extra: str) -> tuple[float, float, dict]:
-    """(events/s, CPU seconds, the run's JSON summary) of one fresh `send` process."""
+def run_send(url: str, log: Path, *extra: str, root: Path = ROOT) -> tuple[float, float, dict]:
+    """(events/s, CPU seconds, the run's JSON summary) of one fresh `send` process running the
+    code in `root`."""
     with tempfile.TemporaryDirectory() as state:
-        env = {**os.environ, "XDG_STATE_HOME": state, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "XDG_STATE_HOME": state, "PYTHONPATH": str(root)}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "importer", "send", str(log), "--url", url,
              "--domain", "example.com", "--no-progress", "--json", *extra],
-            capture_output=True, text=True, env=env, cwd=ROOT)
+            capture_output=True, text=True, env=env, cwd=root)
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -81,8 +83,11 @@ def main() -> None:
     parser.add_argument("--slow-events", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", default="1,2", help="--workers values to run (default 1,2)")
+    parser.add_argument("--compare", type=Path, metavar="DIR",
+                        help="also run the code of this checkout, in the same rounds")
     args = parser.parse_args()
     workers = [w.strip() for w in args.workers.split(",")]
+    roots = {"": ROOT} | ({f" [{args.compare.name}]": args.compare} if args.compare else {})
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -97,16 +102,17 @@ def main() -> None:
             for _ in range(args.runs):
                 rates[wrk_name].append(run_wrk(nginx.url, 3))
                 for n in workers:
-                    name = f"send --workers {n}"
-                    rate, cpu, summary = run_send(nginx.url, log, "--workers", n)
-                    assert summary["sent"] == args.events, summary
-                    rates.setdefault(name, []).append(rate)
-                    cpus.setdefault(name, []).append(cpu)
+                    for label, root in roots.items():
+                        name = f"send --workers {n}{label}"
+                        rate, cpu, summary = run_send(nginx.url, log, "--workers", n, root=root)
+                        assert summary["sent"] == args.events, summary
+                        rates.setdefault(name, []).append(rate)
+                        cpus.setdefault(name, []).append(cpu)
         with SlowServer(0.05) as slow:
-            for n in workers:
-                name = f"send --workers {n}, 50 ms server"
-                for _ in range(max(1, args.runs // 2)):
-                    rate, cpu, summary = run_send(slow.url, slow_log, "--workers", n)
+            for _ in range(max(1, args.runs // 2)):
+                for label, root in roots.items():
+                    name = f"send, 50 ms server{label}"
+                    rate, cpu, summary = run_send(slow.url, slow_log, root=root)
                     assert summary["sent"] == args.slow_events, summary
                     rates.setdefault(name, []).append(rate)
                     cpus.setdefault(name, []).append(cpu)
@@ -114,7 +120,7 @@ def main() -> None:
     print(f"\n{args.events:,} page views per send run (50 ms server: {args.slow_events:,}); "
           f"median of {args.runs} interleaved rounds ({os.cpu_count()} cores; load "
           f"{os.getloadavg()[0]:.2f})\n")
-    print(f"{'':<44} {'events/s':>9} {'x wrk':>6} {'CPU s':>6}   runs")
+    print(f"{'':<44} {'events/s':>9} {'x wrk':>6} {'CPU s':>6}   runs (events/s)")
     wrk = rates[wrk_name]
     for name, values in rates.items():
         ratio = ""
