@@ -22,6 +22,7 @@ from .delivery import (
     EventsApiSink,
     check_health,
     default_rate,
+    encode_request,
 )
 from .export import ExportSink
 from .filteropts import builder_from_args, filters_from_args
@@ -34,7 +35,7 @@ from .summary import Counters
 
 EXIT_OK, EXIT_UNDELIVERED, EXIT_USAGE = 0, 1, 2
 EXIT_LOCKED = 75  # sysexits' EX_TEMPFAIL: another run holds the state; try again later
-
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # as shells report a Ctrl-C
 
 
 def _domains(args: argparse.Namespace) -> str:
@@ -146,7 +147,8 @@ def run_send(args: argparse.Namespace) -> int:
             inputs=args.logs, builder=builder, filters=filters,
             sink=sink, counters=counters, format=args.format, times=times,
             progress=sys.stderr.isatty() and not args.no_progress, rejects=private(args.rejects),
-            checkpoint=checkpoint, follow=args.follow, workers=args.workers)
+            checkpoint=checkpoint, follow=args.follow, workers=args.workers,
+            prepare=None if args.dry_run else encode_request)
         with _ua_cache(args, counters), _stop_on_signals(pipeline, sink) as stopper:
             pipeline.run()
     finally:

@@ -57,12 +57,16 @@ class Inbox(Generic[T]):
     # -- the sending thread --
 
     def take(self, most: int) -> list[T]:
+        # The reader waits for this lock with every `put`: hold it for as little as possible.
         with self._lock:
-            n = min(most, len(self._items))
-            items = [self._items.popleft() for _ in range(n)]
-            if n:
+            items = self._items
+            if len(items) <= most:
+                self._items = deque()
+            else:
+                items = [items.popleft() for _ in range(most)]
+            if items:
                 self._not_full.notify()
-        return items
+        return list(items)
 
     def sleep_unless_waiting(self) -> bool:
         """Before the sender waits: True if items are already there (don't wait), else note
@@ -83,9 +87,9 @@ class Inbox(Generic[T]):
 
     @property
     def drained(self) -> bool:
-        """Closed and empty: nothing more will ever come."""
-        with self._lock:
-            return self.closed and not self._items
+        """Closed and empty: nothing more will ever come. No lock: `closed` is set after the
+        last `put`, by the same thread, and stays set."""
+        return self.closed and not self._items
 
     def release(self) -> None:
         os.close(self.wake_fd)

@@ -49,7 +49,8 @@ COMPRESSION_RATIO = 10  # a guess at how much compressed files grow, for MIN_BYT
 CHUNK_BYTES = CHUNK_SIZE  # lines go to a worker by the MiB
 IN_FLIGHT_PER_WORKER = 3  # chunks queued or being parsed per worker
 
-_EVENT_FIELDS = tuple(f.name for f in fields(Event) if f.init and f.name != "origin")
+_EVENT_FIELDS = tuple(f.name for f in fields(Event)
+                      if f.init and f.name not in ("origin", "wire"))
 _event_values = attrgetter(*_EVENT_FIELDS)
 
 
@@ -205,10 +206,9 @@ class Workers:
             pipeline._malformed(source, Line(number, 0, text), reason,
                                 None if explained is None else lambda e=explained: e)
         name, settle = source.name, pipeline._settle
-        for values, number, begin, end, key, when, text in candidates:
-            if cursor is not None:
-                cursor.advance(begin, number - 1)  # the line starts here
-            settle(text or "", cursor, Event(*values, origin=Origin(name, number, end)), key, when)
+        for values, wire, number, begin, end, key, when, text in candidates:
+            event = Event(*values, origin=Origin(name, number, end), wire=wire)
+            settle(cursor, event, key, when, text or "", (begin, number - 1))
         if cursor is not None and lines:
             cursor.advance(chunk.end, chunk.lineno + lines)
 
@@ -280,7 +280,7 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
     before = _snapshot(counters)
     source = Source(info.name, None)
     examine, keyed, texts = pipeline._examine, info.keyed, info.texts
-    interned: dict[str, str] = {}  # repeated strings pickle once per chunk
+    interned: dict = {}  # repeated strings and header lines pickle once per chunk
     intern = interned.setdefault
     candidates = []
     begin = chunk.start
@@ -292,8 +292,11 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
             event, key, when = found
             event.user_agent = intern(event.user_agent, event.user_agent)
             event.ip = intern(event.ip, event.ip)
-            candidates.append((_event_values(event), line.lineno, begin, line.end, key, when,
-                               line.text if texts else None))
+            wire = event.wire
+            if wire is not None:  # its header lines repeat as much as user agents and IPs do
+                wire = (wire[0], [intern(h, h) for h in wire[1]])
+            candidates.append((_event_values(event), wire, line.lineno, begin, line.end, key,
+                               when, line.text if texts else None))
         begin = line.end
     return candidates, _delta(before, counters), malformed.take(), len(lines)
 

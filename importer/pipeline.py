@@ -24,7 +24,7 @@ from .filters import FilterChain
 from .follow import Follower
 from .parallel import Workers
 from .sources import Line, Source, expand_inputs, open_source
-from .state import DUPLICATE, Checkpoint, Cursor
+from .state import DUPLICATE, Checkpoint, Cursor, Position
 from .summary import MALFORMED_SHOWN, Counters
 from .transform import EventBuilder, MalformedRecord
 
@@ -58,6 +58,9 @@ class Pipeline:
     checkpoint: Checkpoint | None = None
     follow: bool = False  # after the inputs, keep reading them as they grow (needs checkpoint)
     workers: int = 1  # processes parsing big files (parallel.py); 1: all in this one
+    # Per-event work for the sink that may be done ahead, in the parse workers when there are
+    # some (delivery.encode_request: the request's body and headers).
+    prepare: Callable[[Event], None] | None = None
 
     def run(self) -> Counters:
         started = time.monotonic()
@@ -134,7 +137,7 @@ class Pipeline:
             counters.lines_read += 1
             found = examine(source, line, parser, keyed)
             if found is not None:
-                settle(line.text, cursor, *found)
+                settle(cursor, *found, line.text)
             if keyed:
                 cursor.advance(line.end, line.lineno)
             if bar is not None and counters.lines_read % 2000 == 0:
@@ -177,23 +180,23 @@ class Pipeline:
         except MalformedRecord as exc:
             self._malformed(source, line, str(exc))
             return None
+        if self.prepare is not None:
+            self.prepare(event)
         return event, self.checkpoint.key(record) if keyed else b"", record.time
 
-    def _settle(self, text: str, cursor: Cursor | None, event: Event, key: bytes,
-                when: float | None) -> None:
-        """Dedupe, then the sink: run-wide state, so in this process and in log order."""
-        counters = self.counters
+    def _settle(self, cursor: Cursor | None, event: Event, key: bytes, when: float | None,
+                text: str, start: Position | None = None) -> None:
+        """Dedupe, then the sink: run-wide state, so in this process and in log order.
+        `start`: where the event's line begins, if the cursor has not been advanced to it."""
         if cursor is not None:
-            known = cursor.known(key, when)
-            if known == DUPLICATE:
-                counters.duplicates += 1
-                return
+            known = cursor.admit(event, key, when, start)  # first: the sink may settle it at once
             if known is not None:
-                counters.filter(known, text)
+                if known == DUPLICATE:
+                    self.counters.duplicates += 1
+                else:
+                    self.counters.filter(known, text)
                 return
-        counters.events += 1
-        if cursor is not None:
-            cursor.submit(event, key)  # first: the sink may settle it at once
+        self.counters.events += 1
         self.sink.submit(event)
 
     def _malformed(self, source: Source, line: Line, reason: str,

@@ -73,6 +73,7 @@ SENT, DEAD_LETTERED, UNDELIVERED = "sent", "dead_lettered", "undelivered"
 DUPLICATE, ALREADY_SENT = "duplicate", "already_sent"
 
 Position = tuple[int, int]  # (decompressed offset, lines before it)
+_IN_FLIGHT = object()  # not None: what `keys.get` answers for a key that is not there either
 
 FILES_TABLE = """CREATE TABLE IF NOT EXISTS {schema}.files (
     id INTEGER PRIMARY KEY, head_len INTEGER NOT NULL, fingerprint BLOB NOT NULL,
@@ -151,7 +152,7 @@ class _Entry:
 
 class Cursor:
     """One file's progress in this run. The pipeline reads from `start`, calls `advance` for
-    every line, `known` for each event it built and `submit` for those it sends."""
+    every line and `admit` for each event it built, before handing a new one to the sink."""
 
     def __init__(self, checkpoint: Checkpoint, file_id: int | None, position: Position = (0, 0),
                  pending: tuple[int, int] = (0, 0)) -> None:
@@ -178,10 +179,14 @@ class Cursor:
         if reached_end and self.stamp is not None:
             self.eof = (self.read[0], self.stamp)
 
-    def known(self, key: bytes, when: float | None) -> str | None:
-        """None for a new event; DUPLICATE or ALREADY_SENT for one sent (or being sent)
-        already. A known line is accounted for: it settles with its original if that one is
-        still in flight."""
+    def admit(self, event: Event, key: bytes, when: float | None,
+              start: Position | None = None) -> str | None:
+        """Dedupe an event whose line begins at `start` (default: after the last line read).
+        None: it is new, and now in flight (call before handing it to the sink, which may
+        settle it at once). DUPLICATE or ALREADY_SENT: it was sent (or is being sent) already;
+        the line is accounted for, settling with its original if that one is in flight."""
+        if start is not None:
+            self.read = start
         cp = self.checkpoint
         with cp.lock:
             if key in cp.keys:
@@ -193,30 +198,33 @@ class Cursor:
                         original.followers = []
                     original.followers.append(follower)
                 return DUPLICATE
-            if when is not None and not when <= cp.max_time:
-                return None  # newer than anything recorded: cannot be there
-        found = cp.seen_in(key)
-        if found is None:
-            return None
-        own = self.file_id is not None and found == self.file_id
-        return ALREADY_SENT if own else DUPLICATE
+            fresh = when is not None and not when <= cp.max_time
+            if fresh:  # newer than anything recorded: cannot be there
+                self._submit(event, key)
+        if not fresh:
+            found = cp.seen_in(key)
+            if found is not None:
+                own = self.file_id is not None and found == self.file_id
+                return ALREADY_SENT if own else DUPLICATE
+            with cp.lock:
+                self._submit(event, key)
+        if not cp.durable and len(cp.keys) >= SPILL_KEYS:
+            cp.spill()
+        return None
 
-    def submit(self, event: Event, key: bytes) -> None:
-        """Call before handing the event to the sink (which may settle it at once)."""
+    def _submit(self, event: Event, key: bytes) -> None:
+        """Track a new event until it is final (under the checkpoint's lock)."""
         cp = self.checkpoint
         if not cp.durable:
             cp.keys[key] = None  # nothing will settle it: final for dedupe right away
             if event.time is not None and event.time > cp.unspilled_max_time:
                 cp.unspilled_max_time = event.time
-            if len(cp.keys) >= SPILL_KEYS:
-                cp.spill()
             return
         end = event.origin.offset if event.origin is not None else self.read[0]
         entry = _Entry(self, self.read, end, key, event.time)
-        with cp.lock:
-            self.queue.append(entry)
-            cp.keys[key] = entry
-            cp.by_event[id(event)] = entry
+        self.queue.append(entry)
+        cp.keys[key] = entry
+        cp.by_event[id(event)] = entry
 
     def _mark(self) -> Position:
         """The committable position (called under the checkpoint's lock)."""
@@ -229,8 +237,9 @@ class Cursor:
 
 
 class _Journal:
-    """Final outcomes, one fixed-size record per write, taken in turns by two files: a commit
-    switches to the other file, folds the retired one into the database, then empties it."""
+    """Final outcomes, fixed-size records (each batch of them in one write), taken in turns by
+    two files: a commit switches to the other file, folds the retired one into the database,
+    then empties it."""
 
     RECORD = struct.Struct("<16sqdB")  # key, file id (0: none), event time (NaN: none), sent?
 
@@ -239,8 +248,8 @@ class _Journal:
         self.fds = [os.open(p, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600) for p in self.paths]
         self.active = 0
 
-    def append(self, record: bytes) -> None:
-        os.write(self.fds[self.active], record)
+    def append(self, records: bytes) -> None:
+        os.write(self.fds[self.active], records)
 
     def switch(self) -> int:
         retired, self.active = self.active, 1 - self.active
@@ -471,22 +480,28 @@ class Checkpoint:
 
     # -- outcomes (any thread) --
 
-    def on_done(self, event: Event, outcome: str) -> None:
-        """The sink's callback: `event` is final. Cheap: one journal write when it counts."""
+    def on_done(self, outcomes: list[tuple[Event, str]]) -> None:
+        """The sink's callback: these events are final. Cheap: one journal write for those
+        that count."""
+        records = []
         with self.lock:
-            entry = self.by_event.pop(id(event), None)
-            if entry is None:
-                return
-            if outcome in (SENT, DEAD_LETTERED):
-                self.keys[entry.key] = None  # still a duplicate until committed to `seen`
-                record = (entry.key, entry.cursor.file_id or 0,
-                          math.nan if entry.time is None else entry.time, outcome == SENT)
-                self.journal.append(_Journal.RECORD.pack(*record))
-                self.batch.append(record)
-            else:
-                outcome = UNDELIVERED  # anything else is not final: a rerun sends it
-                self.keys.pop(entry.key, None)
-            _settle(entry, outcome)
+            for event, outcome in outcomes:
+                entry = self.by_event.pop(id(event), None)
+                if entry is None:
+                    continue
+                if outcome in (SENT, DEAD_LETTERED):
+                    self.keys[entry.key] = None  # still a duplicate until committed to `seen`
+                    records.append((entry.key, entry.cursor.file_id or 0,
+                                    math.nan if entry.time is None else entry.time,
+                                    outcome == SENT))
+                else:
+                    outcome = UNDELIVERED  # anything else is not final: a rerun sends it
+                    self.keys.pop(entry.key, None)
+                _settle(entry, outcome)
+            if records:
+                pack = _Journal.RECORD.pack
+                self.journal.append(b"".join([pack(*record) for record in records]))
+                self.batch.extend(records)
 
     # -- commits --
 
@@ -512,9 +527,10 @@ class Checkpoint:
                     self.db.execute("COMMIT")
             self.journal.clear(retired)
             with self.lock:
-                for key, *_ in batch:
-                    if key in self.keys and self.keys[key] is None:
-                        del self.keys[key]  # `seen` answers for it now (max_time is raised)
+                keys = self.keys
+                for key, _, _, _ in batch:
+                    if keys.get(key, _IN_FLIGHT) is None:
+                        del keys[key]  # `seen` answers for it now (max_time is raised)
 
     def _fold(self, records: list[tuple[bytes, int, float, int]]) -> None:
         """Put journal records into `seen` (in the caller's transaction; idempotent)."""

@@ -69,6 +69,10 @@ def _common_options(handle: pycurl.Curl, timeout: float) -> None:
     handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(min(timeout, 10.0) * 1000)))
 
 
+def _keep_going(*_progress: int) -> int:
+    return 0
+
+
 def fetch(url: str, timeout: float) -> Response:
     """One GET, blocking (the health check); redirects are not followed but reported."""
     handle = pycurl.Curl()
@@ -78,6 +82,10 @@ def fetch(url: str, timeout: float) -> Response:
         handle.setopt(pycurl.URL, url)
         handle.setopt(pycurl.WRITEDATA, body)
         handle.setopt(pycurl.WRITEHEADER, headers)
+        # A progress callback runs Python now and then while libcurl waits: that is when a
+        # Ctrl-C (KeyboardInterrupt) can surface, at once instead of after the timeout.
+        handle.setopt(pycurl.NOPROGRESS, 0)
+        handle.setopt(pycurl.XFERINFOFUNCTION, _keep_going)
         handle.perform()
         return Response(handle.getinfo(pycurl.RESPONSE_CODE), headers=headers.getvalue(),
                         body=body.getvalue())

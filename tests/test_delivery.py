@@ -45,9 +45,10 @@ class Run:
         self.sink = EventsApiSink(url, self.counters, on_done=self._done,
                                   log=self.logged.append, **options)
 
-    def _done(self, ev: Event, outcome: str) -> None:
+    def _done(self, outcomes: list[tuple[Event, str]]) -> None:
         with self.lock:
-            self.outcomes[ev.origin.lineno].append(outcome)
+            for ev, outcome in outcomes:
+                self.outcomes[ev.origin.lineno].append(outcome)
 
     def send(self, events: list[Event]) -> Run:
         for ev in events:
@@ -169,6 +170,19 @@ def test_a_server_gone_for_good_stops_the_run_early():
               retry=RetryPolicy(max_retries=1, base=0.001, cap=0.001))
     run.send([event(i, visitor=i) for i in range(300)]).close()
     assert stopped and run.counters.undelivered == 300
+
+
+def test_server_drops_of_an_event_for_several_sites_are_counted_per_site():
+    with Receiver(domains={"a.example", "b.example"}) as rx:
+        events = [event(0, domain="a.example,b.example"),  # both known: kept
+                  event(1, domain="a.example,unknown.example"),  # one of two dropped
+                  event(2, domain="gone.example,unknown.example"),  # both dropped
+                  event(3, domain="unknown.example")]
+        run = Run(rx.url, concurrency=1).send(events).close()
+    c = run.counters
+    assert c.sent == 4 and c.dropped_by_server == 3
+    assert c.dropped_by_domain == {"a.example or unknown.example": 1, "gone.example": 1,
+                                   "unknown.example": 2}
 
 
 def test_server_drops_are_counted_per_domain_and_a_jump_warned():

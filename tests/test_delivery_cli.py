@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -63,6 +64,28 @@ def test_a_signal_stops_the_run_reports_and_exits_128_plus_signal(tmp_path, sig,
     assert summary["undelivered"] > 0
     assert summary["sent"] == accepted  # what the server has is exactly what counts as sent
     assert summary["lines_read"] < 8000  # reading stopped too
+
+
+def test_ctrl_c_during_the_health_check_exits_130_with_one_line(tmp_path):
+    log = write_log(tmp_path / "access.log", 4)
+    with socket.socket() as server:  # takes the connection, never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(20)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        proc = subprocess.Popen(cli(str(log), "--url", url, "--timeout", "60"), cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
+        conn, _ = server.accept()  # the health check is waiting for its answer now
+        with conn:
+            time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            signalled = time.monotonic()
+            out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert time.monotonic() - signalled < 5  # not after the 60 s timeout
+    assert err.splitlines() == ["plausible-import: interrupted (Ctrl-C)"]
+    assert out == ""
 
 
 def test_health_is_checked_before_any_log_is_read(tmp_path):

@@ -46,7 +46,7 @@ class Recorder:
         outcome = UNDELIVERED if self.fails(event) else SENT
         setattr(self.counters, outcome, getattr(self.counters, outcome) + 1)
         if self.on_done is not None:
-            self.on_done(event, outcome)
+            self.on_done([(event, outcome)])
 
     def stop(self) -> None:
         pass

@@ -73,7 +73,7 @@ class FakeSink:
         setattr(self.counters, outcome, getattr(self.counters, outcome) + 1)
         if outcome == SENT:
             self.sent.append(page(event.url))
-        self.on_done(event, outcome)
+        self.on_done([(event, outcome)])
 
     def stop(self) -> None:
         pass

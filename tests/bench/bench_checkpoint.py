@@ -39,7 +39,7 @@ class SettlingSink:
     def submit(self, event) -> None:
         self.counters.sent += 1
         if self.on_done is not None:
-            self.on_done(event, SENT)
+            self.on_done([(event, SENT)])
 
     def close(self) -> None:
         pass
