@@ -8,11 +8,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from parsers.base import LogRecord
+from parsers.base import CACHE_LIMIT, LogRecord
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-_CACHE_LIMIT = 200_000
 
 
 class BadAddress(ValueError):
@@ -61,7 +60,7 @@ class ClientIpResolver:
         key = (record.client_ip, record.xff) if self.from_xff else record.client_ip
         found = self._cache.get(key)
         if found is None:
-            if len(self._cache) >= _CACHE_LIMIT:
+            if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
             try:
                 found = (True, self._pick(record))

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from parsers.base import LogRecord
+from parsers.base import CACHE_LIMIT, LogRecord
 
 from .clientip import BadAddress, ClientIpResolver, Network, in_networks
 from .sites import SiteRouter
@@ -32,7 +32,6 @@ SPECIAL_PATHS = frozenset(("/robots.txt", "/favicon.ico"))
 PAGE_CONTENT_TYPES = ("text/html", "application/xhtml+xml")
 NON_HUMAN_KINDS = frozenset(("bot", "headless", "library", "monitor"))
 
-_CACHE_LIMIT = 200_000
 _DOWNLOAD = "download"  # PageRule's kind of target that the record decides about
 
 Rule = Callable[[LogRecord], str | None]
@@ -71,7 +70,7 @@ class PageRule:
         uri = record.uri or "/"
         kind = self._targets.get(uri)
         if kind is None:
-            if len(self._targets) >= _CACHE_LIMIT:
+            if len(self._targets) >= CACHE_LIMIT:
                 self._targets.clear()
             kind = self._targets[uri] = self._kind(uri)
         if kind:
@@ -172,7 +171,7 @@ def ip_rule(networks: Sequence[Network], client_ips: ClientIpResolver) -> Rule:
             return None  # the event builder reports it as malformed
         excluded = verdicts.get(address)
         if excluded is None:
-            if len(verdicts) >= _CACHE_LIMIT:
+            if len(verdicts) >= CACHE_LIMIT:
                 verdicts.clear()
             excluded = verdicts[address] = in_networks(address, networks)
         return "excluded_ip" if excluded else None
@@ -207,7 +206,7 @@ class UserAgentRule:
         try:
             return self.verdicts[ua]
         except KeyError:
-            if len(self.verdicts) >= _CACHE_LIMIT:  # a flood of random UAs must not eat memory
+            if len(self.verdicts) >= CACHE_LIMIT:  # a flood of random UAs must not eat memory
                 self.verdicts.clear()
             verdict = self.verdicts[ua] = self._judge(ua)
             return verdict

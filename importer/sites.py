@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .urls import site_host
+from parsers.base import CACHE_LIMIT
 
-_CACHE_LIMIT = 100_000
+from .urls import site_host
 
 
 def site_domain(domain: str) -> str:
@@ -71,7 +71,7 @@ class SiteRouter:
         try:
             return self._cache[host]
         except KeyError:
-            if len(self._cache) >= _CACHE_LIMIT:
+            if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
             found = self._cache[host] = self._lookup(host)
             return found

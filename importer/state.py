@@ -63,7 +63,7 @@ from .events import Event
 from .sources import InputError, Source, open_source
 
 SCHEMA_VERSION = 1
-SPILL_KEYS = 200_000  # in-run dedupe keys kept in memory before moving to a temp table
+SPILL_KEYS = 50_000  # in-run dedupe keys kept in memory (~8 MB) before moving to a temp table
 HEAD_BYTES = 64 * 1024
 COMMIT_INTERVAL_S = 0.5
 RUNS_KEPT = 1000

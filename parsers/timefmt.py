@@ -8,10 +8,11 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from .base import CACHE_LIMIT
+
 MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 
-_CACHE_LIMIT = 50_000
 
 
 class TimeParser:
@@ -27,7 +28,7 @@ class TimeParser:
     def _cached(self, text: str, parse) -> float:
         value = self._cache.get(text)
         if value is None:
-            if len(self._cache) >= _CACHE_LIMIT:
+            if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
             value = self._cache[text] = parse(text)
         return value
@@ -40,7 +41,7 @@ class TimeParser:
         value = self._stamps.get(text)
         if value is not None:
             return value
-        if len(self._stamps) >= _CACHE_LIMIT:
+        if len(self._stamps) >= CACHE_LIMIT:
             self._stamps.clear()
         t = text.strip("[]")
         seconds = t[18:20]
@@ -122,7 +123,7 @@ class TimeParser:
         seconds = self._times_of_day.get(time_of_day)
         if seconds is None:
             seconds = _seconds_of_day(time_of_day)
-            if len(self._times_of_day) >= _CACHE_LIMIT:
+            if len(self._times_of_day) >= CACHE_LIMIT:
                 self._times_of_day.clear()
             self._times_of_day[time_of_day] = seconds
         return day + seconds
