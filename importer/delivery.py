@@ -410,13 +410,15 @@ class EventsApiSink:
             self.on_fatal(self.fatal)
 
     def _settle(self, job: _Job, outcome: str) -> None:
-        self._outcomes.append((job.event, outcome))
+        if self.on_done is not None:  # nobody to tell: keep nothing (memory stays flat)
+            self._outcomes.append((job.event, outcome))
         self._queues.done(job.key)
 
     def _undelivered(self, event: Event, reason: str) -> None:
         """Count one event as undelivered (sending thread)."""
         self._count_undelivered(reason)
-        self._outcomes.append((event, UNDELIVERED))
+        if self.on_done is not None:
+            self._outcomes.append((event, UNDELIVERED))
 
     def _count_undelivered(self, reason: str) -> None:
         c = self.counters

@@ -2,10 +2,13 @@
 drops, early stop, pacing, stopping. Every test checks that each event ends exactly once."""
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
+import weakref
 from collections import Counter, defaultdict
+from dataclasses import astuple
 
 import pytest
 
@@ -290,3 +293,25 @@ def test_each_transient_fault_is_retried(fault):
         run = Run(rx.url, timeout=0.2).send([event(0)]).close()
         assert run.outcomes == {0: ["sent"]}
         assert len(rx.events) == 1 and len(rx.requests) == 2
+
+
+class Tracked(Event):
+    __slots__ = ("__weakref__",)  # Event has slots: no weak references without this
+
+
+def test_a_sink_keeps_no_event_once_it_is_settled():
+    """Memory stays flat however many events go through: without on_done (no checkpoint) the
+    sink must not hold on to what it sent."""
+    with Receiver() as rx:
+        counters = Counters()
+        sink = EventsApiSink(rx.url, counters, retry=FAST_RETRY)
+        events = [Tracked(*astuple(event(i, visitor=i % 7))) for i in range(300)]
+        alive = [weakref.ref(ev) for ev in events]
+        for ev in events:
+            counters.events += 1
+            sink.submit(ev)
+        del events, ev
+        sink.close()
+        assert counters.sent == 300
+    gc.collect()
+    assert sum(ref() is not None for ref in alive) == 0
