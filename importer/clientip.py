@@ -6,6 +6,7 @@ entry of any X-Forwarded-For it gets, unvalidated: so we send one clean address 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Sequence
 
 from parsers.base import CACHE_LIMIT, LogRecord
@@ -18,9 +19,17 @@ class BadAddress(ValueError):
     """Not an IP address; the message says what was found and where."""
 
 
+# An IPv4 address already in canonical form (no leading zeros, octets up to 255): most log
+# lines hold one, and it is its own answer, without ipaddress's ~10 µs of parsing.
+_CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
+                             r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)", re.ASCII)
+
+
 def clean_address(text: str) -> str:
     """`[2001:db8::1]:443`, `203.0.113.9:5123`, `::ffff:203.0.113.9` -> the bare address, in
     canonical form (IPv4-mapped IPv6 as IPv4). Raises BadAddress."""
+    if _CANONICAL_IPV4.fullmatch(text):
+        return text
     raw = text.strip().strip('"')
     if raw.startswith("["):
         raw = raw[1:raw.find("]")] if "]" in raw else raw[1:]
