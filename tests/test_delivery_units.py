@@ -159,6 +159,14 @@ def test_header_lines_keep_log_bytes_and_refuse_injection():
     assert lines[-1] == b"Expect:"
 
 
+def test_header_lines_of_values_seen_before_are_encoded_alike():
+    # Encoded lines are remembered per (name, value): a name's line is never another's.
+    first = header_lines({"User-Agent": "Bot\r\n1", "X-Forwarded-For": "Bot\r\n1"})
+    again = header_lines({"X-Forwarded-For": "9.9.9.9", "User-Agent": "Bot\r\n1"})
+    assert first[:2] == [b"User-Agent: Bot  1", b"X-Forwarded-For: Bot  1"]
+    assert again[:2] == [b"X-Forwarded-For: 9.9.9.9", b"User-Agent: Bot  1"]
+
+
 def test_response_header_lookup():
     response = Response(202, headers=b"HTTP/1.1 202 Accepted\r\nX-Plausible-Dropped: 1\r\n"
                                      b"retry-after: 5\r\n\r\n")

@@ -6,10 +6,10 @@ import pytest
 from device_detector.parser.client.browser import Browser
 from device_detector.parser.operating_system import OS
 from device_detector.settings import BOUNDED_REGEX
-from device_detector.yaml_loader import regex_list
+from device_detector.yaml_loader import normalized_regex_list, regex_list
 
 from importer import uadetect  # noqa: F401 - installs the pre-check
-from importer.uaprefilter import Prefiltered, _needed
+from importer.uaprefilter import NORMALIZE_FIXTURE, Prefiltered, _needed
 from tests.test_useragents import CASES
 
 
@@ -53,3 +53,16 @@ def test_each_wrapped_regex_finds_what_it_found_before(parser: type) -> None:
             assert (found and found.span()) == (before and before.span()), (ua, fast.needles)
     checked = sum(bool(fast.needles) for fast in wrapped)
     assert checked > 0.9 * len(wrapped)  # nearly all of them have a pre-check
+
+
+def test_each_normalizer_substitution_gives_what_it_gave_before():
+    entries = normalized_regex_list(NORMALIZE_FIXTURE)
+    wrapped = [(entry["regex"], entry["groups"]) for entry in entries]
+    assert all(isinstance(fast, Prefiltered) for fast, _ in wrapped)
+    odd = ["NS/22.10.0.85 MID/{00000000-0000-0000-0000-000000000000} SID/Aoh4WwAAAAA SEQ/1",
+           "AVGINET16-WV99X1 extra", "Foo - 1.2", "iphone/1.0 CFNetwork/1.2 Darwin"]
+    for ua in SAMPLES + odd:
+        for fast, groups in wrapped:
+            assert fast.sub(groups, ua) == fast.lazy.sub(groups, ua), (ua, fast.needles)
+    assert all(any(fast.sub(groups, ua) != ua for fast, groups in wrapped) for ua in odd)
+    assert sum(bool(fast.needles) for fast, _ in wrapped) > 0.6 * len(wrapped)
