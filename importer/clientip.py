@@ -9,7 +9,7 @@ import ipaddress
 import re
 from collections.abc import Sequence
 
-from parsers.base import CACHE_LIMIT, LogRecord
+from parsers.base import LogRecord, remember
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -69,13 +69,11 @@ class ClientIpResolver:
         key = (record.client_ip, record.xff) if self.from_xff else record.client_ip
         found = self._cache.get(key)
         if found is None:
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
             try:
                 found = (True, self._pick(record))
             except BadAddress as exc:
                 found = (False, str(exc))
-            self._cache[key] = found
+            remember(self._cache, key, found)
         if not found[0]:
             raise BadAddress(found[1])
         return found[1]

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from parsers.base import CACHE_LIMIT, LogRecord
+from parsers.base import LogRecord, remember
 
 from .clientip import BadAddress, ClientIpResolver, Network, in_networks
 from .sites import SiteRouter
@@ -70,9 +70,7 @@ class PageRule:
         uri = record.uri or "/"
         kind = self._targets.get(uri)
         if kind is None:
-            if len(self._targets) >= CACHE_LIMIT:
-                self._targets.clear()
-            kind = self._targets[uri] = self._kind(uri)
+            kind = remember(self._targets, uri, self._kind(uri))
         if kind:
             return self._download(record) if kind == _DOWNLOAD else kind
         content_type = record.content_type
@@ -171,9 +169,7 @@ def ip_rule(networks: Sequence[Network], client_ips: ClientIpResolver) -> Rule:
             return None  # the event builder reports it as malformed
         excluded = verdicts.get(address)
         if excluded is None:
-            if len(verdicts) >= CACHE_LIMIT:
-                verdicts.clear()
-            excluded = verdicts[address] = in_networks(address, networks)
+            excluded = remember(verdicts, address, in_networks(address, networks))
         return "excluded_ip" if excluded else None
 
     return rule
@@ -205,11 +201,8 @@ class UserAgentRule:
         ua = record.user_agent or ""
         try:
             return self.verdicts[ua]
-        except KeyError:
-            if len(self.verdicts) >= CACHE_LIMIT:  # a flood of random UAs must not eat memory
-                self.verdicts.clear()
-            verdict = self.verdicts[ua] = self._judge(ua)
-            return verdict
+        except KeyError:  # bounded: a flood of random UAs must not eat memory
+            return remember(self.verdicts, ua, self._judge(ua))
 
     def _judge(self, ua: str) -> str | None:
         lowered = ua.lower()

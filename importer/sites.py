@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from parsers.base import CACHE_LIMIT
+from parsers.base import remember
 
 from .urls import site_host
 
@@ -71,10 +71,7 @@ class SiteRouter:
         try:
             return self._cache[host]
         except KeyError:
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
-            found = self._cache[host] = self._lookup(host)
-            return found
+            return remember(self._cache, host, self._lookup(host))
 
     def _lookup(self, host: str | None) -> str | None:
         mapped = self.mapped(host)

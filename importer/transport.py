@@ -17,7 +17,7 @@ from typing import Any
 
 import pycurl
 
-from parsers.base import CACHE_LIMIT
+from parsers.base import remember
 
 ERROR_BODY_BYTES = 2000  # of an error answer, kept for the dead-letter file and messages
 
@@ -58,9 +58,7 @@ def header_lines(headers: dict[str, str]) -> list[bytes]:
     for item in headers.items():
         line = _known_lines.get(item)
         if line is None:
-            if len(_known_lines) >= CACHE_LIMIT:
-                _known_lines.clear()
-            line = _known_lines[item] = _header_line(*item)
+            line = remember(_known_lines, item, _header_line(*item))
         lines.append(line)
     lines.append(b"Expect:")  # no 100-continue round trip before larger bodies
     return lines

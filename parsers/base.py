@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 CACHE_LIMIT = 16_384
 
 
+def remember(cache: dict, key, value):
+    """Put `value` in a per-line cache, first emptying the cache if it is full; returns `value`.
+    For a miss: the hit is a plain `cache.get` where it is looked up."""
+    if len(cache) >= CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 @dataclass(slots=True)
 class LogRecord:
     """One request as a log line described it. Fields the format lacks stay None."""

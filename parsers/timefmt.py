@@ -8,7 +8,7 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from .base import CACHE_LIMIT
+from .base import remember
 
 MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
@@ -28,9 +28,7 @@ class TimeParser:
     def _cached(self, text: str, parse) -> float:
         value = self._cache.get(text)
         if value is None:
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
-            value = self._cache[text] = parse(text)
+            value = remember(self._cache, text, parse(text))
         return value
 
     def clf(self, text: str) -> float:
@@ -41,16 +39,13 @@ class TimeParser:
         value = self._stamps.get(text)
         if value is not None:
             return value
-        if len(self._stamps) >= CACHE_LIMIT:
-            self._stamps.clear()
         t = text.strip("[]")
         seconds = t[18:20]
         if t[17:18] == ":" and seconds.isdecimal() and t[20:21] in ("", " "):
             value = self._cached(t[:18] + "00" + t[20:], self._parse_clf) + int(seconds)
         else:
             value = self._cached(text, self._parse_clf)
-        self._stamps[text] = value
-        return value
+        return remember(self._stamps, text, value)
 
     def _parse_clf(self, text: str) -> float:
         t = text.strip("[]")
@@ -122,10 +117,7 @@ class TimeParser:
             day = self._days[date] = _parse_w3c(date, "00:00:00")
         seconds = self._times_of_day.get(time_of_day)
         if seconds is None:
-            seconds = _seconds_of_day(time_of_day)
-            if len(self._times_of_day) >= CACHE_LIMIT:
-                self._times_of_day.clear()
-            self._times_of_day[time_of_day] = seconds
+            seconds = remember(self._times_of_day, time_of_day, _seconds_of_day(time_of_day))
         return day + seconds
 
     @staticmethod
