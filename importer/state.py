@@ -60,10 +60,11 @@ from urllib.parse import urlsplit
 from parsers.base import LogRecord
 
 from .events import Event
+from .runkeys import RunKeys
 from .sources import InputError, Source, open_source
 
 SCHEMA_VERSION = 1
-SPILL_KEYS = 50_000  # in-run dedupe keys kept in memory (~8 MB) before moving to a temp table
+SPILL_KEYS = 50_000  # in-run dedupe keys kept in memory (~6 MB) before a spill (runkeys.py)
 HEAD_BYTES = 64 * 1024
 COMMIT_INTERVAL_S = 0.5
 RUNS_KEPT = 1000
@@ -188,6 +189,14 @@ class Cursor:
         if start is not None:
             self.read = start
         cp = self.checkpoint
+        run = cp.run_keys
+        if run is not None:  # nothing is recorded: nothing settles, no lock needed
+            if run.knows(key, when):
+                return DUPLICATE
+            known = self._recorded(key, when)
+            if known is None:
+                run.add(key, when)
+            return known
         with cp.lock:
             if key in cp.keys:
                 original = cp.keys[key]
@@ -201,25 +210,26 @@ class Cursor:
             fresh = when is not None and not when <= cp.max_time
             if fresh:  # newer than anything recorded: cannot be there
                 self._submit(event, key)
-        if not fresh:
-            found = cp.seen_in(key)
-            if found is not None:
-                own = self.file_id is not None and found == self.file_id
-                return ALREADY_SENT if own else DUPLICATE
+                return None
+        known = self._recorded(key, when)
+        if known is None:
             with cp.lock:
                 self._submit(event, key)
-        if not cp.durable and len(cp.keys) >= SPILL_KEYS:
-            cp.spill()
-        return None
+        return known
+
+    def _recorded(self, key: bytes, when: float | None) -> str | None:
+        """Whether an earlier run recorded the event: by this file (ALREADY_SENT) or another."""
+        cp = self.checkpoint
+        if when is not None and not when <= cp.max_time:  # newer than all: cannot be there
+            return None
+        found = cp.seen_in(key)
+        if found is None:
+            return None
+        return ALREADY_SENT if self.file_id is not None and found == self.file_id else DUPLICATE
 
     def _submit(self, event: Event, key: bytes) -> None:
         """Track a new event until it is final (under the checkpoint's lock)."""
         cp = self.checkpoint
-        if not cp.durable:
-            cp.keys[key] = None  # nothing will settle it: final for dedupe right away
-            if event.time is not None and event.time > cp.unspilled_max_time:
-                cp.unspilled_max_time = event.time
-            return
         end = event.origin.offset if event.origin is not None else self.read[0]
         entry = _Entry(self, self.read, end, key, event.time)
         self.queue.append(entry)
@@ -303,8 +313,8 @@ class Checkpoint:
         self.lock = threading.Lock()  # progress in memory; the only lock on_done takes
         self.db_lock = threading.Lock()
         self.keys: dict[bytes, _Entry | None] = {}  # in flight (entry) or settled, not committed
-        self.spilled = False  # a run without durable state moved its keys to a temp table
-        self.unspilled_max_time = -math.inf
+        # Without durable state, this run's keys (a dry run, an export): nothing settles them.
+        self.run_keys = None if self.durable else RunKeys(SPILL_KEYS)
         self.by_event: dict[int, _Entry] = {}
         self.cursors: dict[int, Cursor] = {}
         self.batch: list[tuple[bytes, int, float, int]] = []
@@ -452,31 +462,7 @@ class Checkpoint:
         """The file a recorded event came from (0 for standard input); None if unknown."""
         with self.db_lock:
             row = self.db.execute("SELECT file_id FROM seen WHERE key = ?", (key,)).fetchone()
-            if row is None and self.spilled:
-                row = self.db.execute("SELECT 0 FROM temp.run_seen WHERE key = ?",
-                                      (key,)).fetchone()
         return None if row is None else row[0] or 0
-
-    def spill(self) -> None:
-        """Without durable state (a dry run, an export) every key of the run must stay known
-        for dedupe; past SPILL_KEYS they move to a temporary table, which SQLite keeps in a
-        temporary file, so memory stays flat however long the input. Never touches `seen`:
-        a dry run must not change the state it reads."""
-        with self.lock, self.db_lock:
-            if not self.spilled:
-                self.db.execute("CREATE TEMP TABLE IF NOT EXISTS run_seen "
-                                "(key BLOB PRIMARY KEY) WITHOUT ROWID")
-                self.spilled = True
-            # In key order they fill the B-tree's pages one after another: a third less CPU
-            # than random inserts, which touch a page of the temp file each.
-            settled = sorted(k for k, v in self.keys.items() if v is None)
-            self.db.executemany("INSERT OR IGNORE INTO temp.run_seen VALUES (?)",
-                                ((k,) for k in settled))
-            for k in settled:
-                del self.keys[k]
-            # `known` skips the lookup for events newer than max_time: raise it (in memory
-            # only) over what was spilled.
-            self.max_time = max(self.max_time, self.unspilled_max_time)
 
     # -- outcomes (any thread) --
 
@@ -572,6 +558,8 @@ class Checkpoint:
                                 (time.time(), self._run_id))
             self.journal.close()
             self._lockfile.close()
+        else:
+            self.run_keys.close()
         self.db.close()
 
     def __enter__(self) -> Checkpoint:

@@ -436,19 +436,20 @@ def test_sent_multiset_is_exact_over_many_partial_runs(tmp_path, state):
 def test_runs_without_durable_state_spill_dedupe_keys_and_still_find_duplicates(
         tmp_path, state, monkeypatch, readonly_state):
     """A dry run or an export keeps every key of the run for dedupe; past SPILL_KEYS they move
-    to a temporary table (flat memory). Duplicates before and after the spill are still found,
+    to a temporary file (flat memory). Duplicates before and after the spill are still found,
     and a dry run over an existing state file leaves that file's `seen` table untouched."""
     import importer.state as state_module
+    from importer.runkeys import RunKeys
 
     monkeypatch.setattr(state_module, "SPILL_KEYS", 50)
     largest = []
-    real_spill = Checkpoint.spill
+    real_spill = RunKeys.spill
 
     def spill(self):
-        largest.append(len(self.keys))
+        largest.append(len(self.recent))
         real_spill(self)
 
-    monkeypatch.setattr(Checkpoint, "spill", spill)
+    monkeypatch.setattr(RunKeys, "spill", spill)
     (tmp_path / "a.log").write_text(log_lines(0, 300))
     (tmp_path / "b.log").write_text(log_lines(100, 400))  # overlaps 100..299, old and recent
     if readonly_state:

@@ -1,0 +1,65 @@
+"""The in-run key store of dry runs and exports (importer/runkeys.py): exact like a set, over
+many spills, whatever the order of times, with bursts of keys in one second around the
+run's time-index entries, and events without a time."""
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from importer.runkeys import STRIDE, RunKeys
+
+
+def events(seed: int, count: int) -> list[tuple[bytes, float | None]]:
+    """Keys whose times come mostly in order, some late, a few missing or NaN; some seconds
+    hold more keys than a run's index stride."""
+    rng = random.Random(seed)
+    out, now = [], 1_700_000_000.0
+    while len(out) < count:
+        now += rng.choice([0, 0, 1, 2])
+        burst = rng.choice([1, 1, 3, STRIDE + 5, 3 * STRIDE])
+        for _ in range(burst):
+            when: float | None = now - rng.choice([0, 0, 0, 7, 300])  # logged late
+            if rng.random() < 0.01:
+                when = None if rng.random() < 0.5 else math.nan
+            out.append((rng.randbytes(16), when))
+    return out[:count]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_knows_exactly_the_keys_added_across_spills(seed):
+    rng = random.Random(seed)
+    fresh = events(seed, 6000)
+    store, added = RunKeys(limit=500), []
+    for key, when in fresh:
+        assert not store.knows(key, when)
+        store.add(key, when)
+        added.append((key, when))
+        if rng.random() < 0.2:  # a line seen again: earlier in the run, often long ago
+            old_key, old_when = rng.choice(added)
+            assert store.knows(old_key, old_when)
+    assert len(store.runs) >= 10 and len(store.recent) < 500  # memory stayed bounded
+    for key, when in added:  # every one, spilled or not, whatever its time
+        assert store.knows(key, when)
+    for key, when in events(seed + 100, 2000):  # and none that was not added
+        assert not store.knows(key, when)
+    store.close()
+
+
+def test_a_key_is_known_only_with_its_own_time():
+    """The time is part of the key (state.event_key hashes it): a lookup searches that second."""
+    store = RunKeys(limit=2)
+    store.add(b"k" * 16, 100.0)
+    store.add(b"j" * 16, 101.0)
+    assert store.runs and store.knows(b"k" * 16, 100.0)
+    assert not store.knows(b"k" * 16, 101.0)
+
+
+def test_bytes_across_two_stored_keys_are_not_a_key():
+    store = RunKeys(limit=2)
+    first, second = bytes(range(16)), bytes(range(16, 32))
+    store.add(first, 100.0)
+    store.add(second, 100.0)  # spilled next to each other
+    assert store.runs and store.knows(first, 100.0) and store.knows(second, 100.0)
+    assert not store.knows(first[8:] + second[:8], 100.0)
