@@ -52,6 +52,8 @@ IN_FLIGHT_PER_WORKER = 3  # chunks queued or being parsed per worker
 _EVENT_FIELDS = tuple(f.name for f in fields(Event)
                       if f.init and f.name not in ("origin", "wire"))
 _event_values = attrgetter(*_EVENT_FIELDS)
+# A candidate: (values, wire, line number, begin, end, key, when, text).
+_KEY, _WHEN, _TEXT = 5, 6, 7
 
 
 def default_workers() -> int:
@@ -205,10 +207,23 @@ class Workers:
         for number, text, reason, explained in malformed:
             pipeline._malformed(source, Line(number, 0, text), reason,
                                 None if explained is None else lambda e=explained: e)
-        name, settle = source.name, pipeline._settle
-        for values, wire, number, begin, end, key, when, text in candidates:
-            event = Event(*values, origin=Origin(name, number, end), wire=wire)
-            settle(cursor, event, key, when, text or "", (begin, number - 1))
+        name = source.name
+        if cursor is None or cursor.checkpoint.run_keys is None:
+            settle = pipeline._settle  # one at a time: the sink may settle each at once
+            for values, wire, number, begin, end, key, when, text in candidates:
+                event = Event(*values, Origin(name, number, end), wire)
+                settle(cursor, event, key, when, text or "", (begin, number - 1))
+        elif candidates:  # nothing settles them: deduped as a whole, then to the sink
+            known = cursor.admit_chunk([c[_KEY] for c in candidates],
+                                       [c[_WHEN] for c in candidates])
+            if known:
+                for i, outcome in known.items():
+                    pipeline._known(outcome, candidates[i][_TEXT] or "")
+                candidates = [c for i, c in enumerate(candidates) if i not in known]
+            counters.events += len(candidates)
+            submit = pipeline.sink.submit
+            for values, wire, number, _, end, *_ in candidates:
+                submit(Event(*values, Origin(name, number, end), wire))
         if cursor is not None and lines:
             cursor.advance(chunk.end, chunk.lineno + lines)
 

@@ -191,13 +191,17 @@ class Pipeline:
         if cursor is not None:
             known = cursor.admit(event, key, when, start)  # first: the sink may settle it at once
             if known is not None:
-                if known == DUPLICATE:
-                    self.counters.duplicates += 1
-                else:
-                    self.counters.filter(known, text)
+                self._known(known, text)
                 return
         self.counters.events += 1
         self.sink.submit(event)
+
+    def _known(self, outcome: str, text: str) -> None:
+        """Count a line whose event dedupe recognised (`Cursor.admit`'s answer)."""
+        if outcome == DUPLICATE:
+            self.counters.duplicates += 1
+        else:
+            self.counters.filter(outcome, text)
 
     def _malformed(self, source: Source, line: Line, reason: str,
                    explain: Callable[[], str] | None = None) -> None:

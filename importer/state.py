@@ -217,6 +217,32 @@ class Cursor:
                 self._submit(event, key)
         return known
 
+    def admit_chunk(self, keys: list[bytes], whens: list[float | None]) -> dict[int, str]:
+        """`admit` for consecutive events at once, without durable state (`checkpoint.run_keys`
+        is set): nothing settles them, so the sink need not see one before the next is
+        deduped. Returns the known ones: {index: DUPLICATE or ALREADY_SENT}."""
+        run = self.checkpoint.run_keys
+        recent, spilled = run.recent, run.runs
+        # Events newer than every spilled and every recorded key need one dict lookup only.
+        floor = max(run.latest if spilled else -math.inf, self.checkpoint.max_time)
+        known: dict[int, str] = {}
+        for i, (key, when) in enumerate(zip(keys, whens, strict=True)):
+            if key in recent:
+                known[i] = DUPLICATE
+                continue
+            if when is None or not when > floor:
+                if spilled and run.knows(key, when):
+                    known[i] = DUPLICATE
+                    continue
+                outcome = self._recorded(key, when)
+                if outcome is not None:
+                    known[i] = outcome
+                    continue
+            recent[key] = when
+        if len(recent) >= run.limit:
+            run.spill()
+        return known
+
     def _recorded(self, key: bytes, when: float | None) -> str | None:
         """Whether an earlier run recorded the event: by this file (ALREADY_SENT) or another."""
         cp = self.checkpoint

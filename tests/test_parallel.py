@@ -172,6 +172,20 @@ def test_checkpoint_positions_and_dedupe_match_over_reruns(tmp_path, tiny_chunks
     assert runs[-1][0]["events"] < runs[0][0]["events"]  # reruns send only what is new
 
 
+def test_dedupe_without_state_matches_in_process(tmp_path, tiny_chunks, monkeypatch):
+    """A dry run or an export dedupes a chunk's events at once: the same duplicates as
+    in-process, within a chunk, across chunks and files, before and after keys spill."""
+    monkeypatch.setattr("importer.state.SPILL_KEYS", 100)
+    lines = combined_bytes(3000, seed=7).splitlines(keepends=True)
+    log, copy = tmp_path / "access.log", tmp_path / "copy.log"
+    log.write_bytes(b"".join(lines[:2000] + lines[1990:2010]))  # repeated lines nearby
+    copy.write_bytes(b"".join(lines[500:700] + lines[1900:3000]))  # old and recent ones
+    serial = run([log, copy], workers=1, explain=3)
+    parallel_ = run([log, copy], workers=2, explain=3)
+    assert parallel_[0]["duplicates"] > 40
+    assert parallel_ == serial
+
+
 def test_a_failing_worker_stops_the_run_with_its_traceback(logs, tiny_chunks):
     def explode(record):
         if record.status == 404:
