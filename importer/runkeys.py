@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 KEY_BYTES = 16  # state.event_key's digest size
 STRIDE = 64  # keys per entry of a run's in-memory time index
-_NO_TIME = -math.inf  # where keys of events without a (comparable) time sort
+NO_TIME = -math.inf  # where keys of events without a (comparable) time sort
 
 
 @dataclass(slots=True)
@@ -42,7 +42,8 @@ class RunKeys:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.recent: dict[bytes, float | None] = {}  # key -> event time
+        # key -> event time (NO_TIME for none): whoever fills it directly must map them too
+        self.recent: dict[bytes, float] = {}
         self.runs: list[_Run] = []
         self.latest = -math.inf  # the latest time among spilled keys
         self._file = None
@@ -51,28 +52,28 @@ class RunKeys:
     def knows(self, key: bytes, when: float | None) -> bool:
         if key in self.recent:
             return True
-        # `not when > latest`: a NaN time is looked for too (it is spilled as _NO_TIME).
+        # `not when > latest`: a NaN time is looked for too (it is spilled as NO_TIME).
         return bool(self.runs) and (when is None or not when > self.latest) \
             and self._spilled(key, when)
 
     def add(self, key: bytes, when: float | None) -> None:
-        self.recent[key] = when
+        self.recent[key] = when if when is not None and when == when else NO_TIME  # not NaN
         if len(self.recent) >= self.limit:
             self.spill()
 
     def spill(self) -> None:
         """The keys in memory to a new sorted run in the temporary file."""
-        if not self.recent:
+        recent = self.recent
+        if not recent:
             return
-        pairs = sorted((_time(when), key) for key, when in self.recent.items())
+        keys = sorted(recent, key=recent.__getitem__)  # nearly in order already: ~linear
+        times = array("d", map(recent.__getitem__, keys))
         self.recent = {}
-        times = array("d", [when for when, _ in pairs])
         if self._file is None:
             self._file = tempfile.TemporaryFile(prefix="plausible-import-keys-")  # noqa: SIM115
-        fd = self._file.fileno()
-        os.pwrite(fd, times.tobytes() + b"".join([key for _, key in pairs]), self._size)
-        self.runs.append(_Run(self._size, len(pairs), times[0], times[-1], times[::STRIDE]))
-        self._size += len(pairs) * (8 + KEY_BYTES)
+        os.pwrite(self._file.fileno(), times.tobytes() + b"".join(keys), self._size)
+        self.runs.append(_Run(self._size, len(keys), times[0], times[-1], times[::STRIDE]))
+        self._size += len(keys) * (8 + KEY_BYTES)
         if times[-1] > self.latest:
             self.latest = times[-1]
 
@@ -108,4 +109,4 @@ class RunKeys:
 
 
 def _time(when: float | None) -> float:
-    return _NO_TIME if when is None or math.isnan(when) else when
+    return NO_TIME if when is None or math.isnan(when) else when

@@ -60,7 +60,7 @@ from urllib.parse import urlsplit
 from parsers.base import LogRecord
 
 from .events import Event
-from .runkeys import RunKeys
+from .runkeys import NO_TIME, RunKeys
 from .sources import InputError, Source, open_source
 
 SCHEMA_VERSION = 1
@@ -238,6 +238,8 @@ class Cursor:
                 if outcome is not None:
                     known[i] = outcome
                     continue
+                if when is None or when != when:  # no time, or NaN: as RunKeys.add keeps them
+                    when = NO_TIME
             recent[key] = when
         if len(recent) >= run.limit:
             run.spill()
