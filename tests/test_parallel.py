@@ -215,6 +215,15 @@ def test_chunks_split_lines_as_lines_does(logs):
                    for chunk in chunks for ln in chunk.lines()]
             assert got == expected
             assert all(isinstance(c, Chunk) and c.end - c.start >= len(c.data) for c in chunks)
+            # Unnumbered (as workers get them): the same lines, numbered from 1 in each chunk.
+            before, renumbered = 0, []
+            for chunk in open_source(str(path)).chunks(size=size, numbered=False):
+                assert chunk.lineno == 0
+                lines = chunk.lines()
+                renumbered += [(before + ln.lineno, ln.end, ln.text, ln.invalid_utf8)
+                               for ln in lines]
+                before += len(lines)
+            assert renumbered == expected
 
 
 def test_counter_differences_merge_like_counting_in_place():
