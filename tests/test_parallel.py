@@ -186,6 +186,27 @@ def test_dedupe_without_state_matches_in_process(tmp_path, tiny_chunks, monkeypa
     assert parallel_ == serial
 
 
+def test_chunks_of_a_file_changed_under_the_workers_are_sent_to_them(logs, tiny_chunks,
+                                                                     monkeypatch):
+    """Workers read plain files' chunks themselves; where the bytes are no longer the ones
+    the main process read (rotated, truncated, rewritten), they get them from it instead."""
+    serial = run(logs, workers=1, explain=3)
+    real_pread = parallel.os.pread
+    spans = []
+
+    def pread(fd, length, offset):  # in the workers: a file changing under them
+        spans.append(offset)
+        data = real_pread(fd, length, offset)
+        if len(spans) % 3 == 1:
+            return data[:-1]  # shorter
+        if len(spans) % 3 == 2:
+            return data[:-1] + b"!"  # different
+        return data
+
+    monkeypatch.setattr(parallel.os, "pread", pread)
+    assert run(logs, workers=2, explain=3) == serial
+
+
 def test_a_failing_worker_stops_the_run_with_its_traceback(logs, tiny_chunks):
     def explode(record):
         if record.status == 404:
