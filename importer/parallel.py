@@ -41,8 +41,8 @@ from .sources import CHUNK_SIZE, Chunk, Line, Source
 from .summary import MALFORMED_SHOWN, Counters
 
 if TYPE_CHECKING:
+    from .cursor import Cursor
     from .pipeline import Pipeline
-    from .state import Cursor
 
 MIN_BYTES = 32 << 20  # decompressed bytes (estimated) below which a file is read in-process
 COMPRESSION_RATIO = 10  # a guess at how much compressed files grow, for MIN_BYTES

@@ -19,12 +19,13 @@ from parsers.base import ParseError, Parser, SkipLine
 from parsers.registry import SNIFF_LINES, UnknownFormat, detect, explain_failure, get_parser
 from parsers.timefmt import TimeParser
 
+from .cursor import DUPLICATE, Cursor, Position
 from .events import Event, Origin
 from .filters import FilterChain
 from .follow import Follower
 from .parallel import Workers
 from .sources import Line, Source, expand_inputs, open_source
-from .state import DUPLICATE, Checkpoint, Cursor, Position
+from .state import Checkpoint
 from .summary import MALFORMED_SHOWN, Counters
 from .transform import EventBuilder, MalformedRecord
 
