@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import astuple
 from datetime import date, timedelta
 
 from .referrers import SourceInfo
@@ -64,28 +63,6 @@ def file_name(table: str, first_day: int, last_day: int) -> str:
     return f"imported_{table}_{compact(first_day)}_{compact(last_day)}.csv"
 
 
-class Visits:
-    """Sessions of one group on one day."""
-
-    __slots__ = ("visits", "bounces", "duration", "pageviews", "users")
-
-    def __init__(self) -> None:
-        self.visits = self.bounces = self.duration = self.pageviews = 0
-        self.users: set[int] = set()
-
-    def merge(self, other: Visits) -> None:
-        self.visits += other.visits
-        self.bounces += other.bounces
-        self.duration += other.duration
-        self.pageviews += other.pageviews
-        self.users |= other.users
-
-    def metrics(self) -> dict[str, int]:
-        return {"visitors": len(self.users), "visits": self.visits, "entrances": self.visits,
-                "exits": self.visits, "bounces": self.bounces, "visit_duration": self.duration,
-                "pageviews": self.pageviews}
-
-
 class Page:
     """Pageviews of one page on one day."""
 
@@ -106,27 +83,26 @@ AGENT_KEYS: dict[str, Callable[[UserAgentInfo], tuple]] = {
 }
 
 
+# A session that ended on a day, as the day keeps it until it is written: what its first event
+# carried (the keys of the session tables' rows) and its figures, in a plain tuple.
+SOURCE, ENTRY, EXIT, AGENT, LOCATION, BOUNCE, DURATION, PAGEVIEWS, USER = range(9)
+
+
 class Day:
-    """Everything one day contributes to the ten tables. Memory: sets of 64-bit ids per key,
-    never a per-event record.
+    """Everything one day contributes to the ten tables. Memory: sets of 64-bit ids per page
+    and goal, and one small tuple per session; never a per-event record.
 
-    Sessions are grouped by what their first event carried rather than by table: one user agent
-    stands for a session's device, browser and OS rows, one SourceInfo for its sources row.
-    They are rolled up into the tables when the day is written."""
+    Sessions are grouped into the tables' rows only when the day is written: most are
+    single-page visits, and a tuple each costs a fraction of updating five groups each. One
+    user agent stands for a session's device, browser and OS rows."""
 
-    __slots__ = ("pageviews", "pages", "custom", "visits", "sources", "entries", "exits",
-                 "agents", "locations")
+    __slots__ = ("pageviews", "pages", "custom", "sessions")
 
     def __init__(self) -> None:
         self.pageviews = 0  # pageview events, for the visitors table
         self.pages: dict[str, Page] = {}
         self.custom: dict[tuple[str, str, str], list] = {}  # key -> [events, visitor ids]
-        self.visits = Visits()  # every session that ended on this day
-        self.sources: dict[SourceInfo, Visits] = {}
-        self.entries: dict[str, Visits] = {}
-        self.exits: dict[str, Visits] = {}
-        self.agents: dict[str, Visits] = {}  # by user agent
-        self.locations: dict[tuple[str, str, int], Visits] = {}
+        self.sessions: list[tuple] = []  # indexed by SOURCE, ENTRY, ... USER
 
     def pageview(self, hostname: str, page: str, session: Session) -> None:
         self.pageviews += 1
@@ -147,28 +123,9 @@ class Day:
     def session(self, session: Session, source: SourceInfo,
                 location: tuple[str, str, int] | None) -> None:
         """A session that ended on this day (`location` None: no locations row for it)."""
-        # Visits.add inlined: this runs for every session, five or six times.
-        bounce, duration = session.is_bounce, session.duration
-        pageviews, user = session.pageviews, session.user_id
-        groups = [(self.sources, source), (self.entries, session.entry_page),
-                  (self.exits, session.exit_page), (self.agents, session.first.user_agent)]
-        if location is not None:
-            groups.append((self.locations, location))
-        visits = self.visits
-        visits.visits += 1
-        visits.bounces += bounce
-        visits.duration += duration
-        visits.pageviews += pageviews
-        visits.users.add(user)
-        for by_key, key in groups:
-            group = by_key.get(key)
-            if group is None:
-                group = by_key[key] = Visits()
-            group.visits += 1
-            group.bounces += bounce
-            group.duration += duration
-            group.pageviews += pageviews
-            group.users.add(user)
+        self.sessions.append((source, session.entry_page, session.exit_page,
+                              session.first.user_agent, location, session.is_bounce,
+                              session.duration, session.pageviews, session.user_id))
 
     def rows(self, day: int, tables: Iterable[str],
              describe: Callable[[str], UserAgentInfo]) -> dict[str, list[list]]:
@@ -176,6 +133,7 @@ class Day:
         a user agent."""
         when = day_text(day)
         out: dict[str, list[list]] = {}
+        by_agent = None
         for table in tables:
             if table == "pages":
                 out[table] = [[when, p.hostname, page, len(p.sessions), len(p.users), p.pageviews,
@@ -184,42 +142,70 @@ class Day:
                 out[table] = [[when, *key, len(users), events]
                               for key, (events, users) in sorted(self.custom.items())]
             elif table == "visitors":
-                if self.visits.visits or self.pageviews:
-                    metrics = self.visits.metrics()
+                if self.sessions or self.pageviews:
+                    metrics = _metrics(self.sessions)
                     metrics["pageviews"] = self.pageviews  # this table's come from the events
                     out[table] = [[when, *(metrics[c] for c in metric_columns(table))]]
                 else:
                     out[table] = []
+            elif table in AGENT_KEYS:
+                if by_agent is None:
+                    by_agent = self._grouped(AGENT)
+                key_of = AGENT_KEYS[table]
+                rolled: dict[tuple, list[tuple]] = {}
+                for ua, sessions in by_agent.items():
+                    rolled.setdefault(key_of(describe(ua)), []).extend(sessions)
+                out[table] = _group_rows(when, table, rolled)
             else:
-                out[table] = _group_rows(when, table, self._groups(table, describe))
+                out[table] = _group_rows(when, table, self._grouped(_GROUPED_BY[table]))
         return out
 
-    def _groups(self, table: str, describe: Callable[[str], UserAgentInfo]
-                ) -> dict[tuple, Visits]:
-        if table == "sources":
-            return {astuple(source): group for source, group in self.sources.items()}
-        if table == "entry_pages":
-            return {(page,): group for page, group in self.entries.items()}
-        if table == "exit_pages":
-            return {(page,): group for page, group in self.exits.items()}
-        if table == "locations":
-            return self.locations
-        key_of = AGENT_KEYS[table]
-        rolled: dict[tuple, Visits] = {}
-        for ua, group in self.agents.items():
-            key = key_of(describe(ua))
-            total = rolled.get(key)
-            if total is None:
-                total = rolled[key] = Visits()
-            total.merge(group)
-        return rolled
+    def _grouped(self, field: int) -> dict:
+        """This day's sessions by one of their fields; for a table's rows, keyed by its key
+        columns (a session without a location has no locations row)."""
+        groups: dict = {}
+        for session in self.sessions:
+            key = session[field]
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [session]
+            else:
+                group.append(session)
+        if field == LOCATION:
+            groups.pop(None, None)
+        elif field in (ENTRY, EXIT):  # a page: the one key column
+            groups = {(key,): group for key, group in groups.items()}
+        return groups
 
 
-def _group_rows(when: str, table: str, groups: dict[tuple, Visits]) -> list[list]:
+# Which field of a session keys each other session table's rows (a SourceInfo and a location
+# are tuples of the key columns already).
+_GROUPED_BY = {"sources": SOURCE, "entry_pages": ENTRY, "exit_pages": EXIT,
+               "locations": LOCATION}
+
+
+def _metrics(sessions: list[tuple]) -> dict[str, int]:
+    """The figures of a group of sessions, by metric column."""
+    if len(sessions) == 1:  # most groups: skip the transposition
+        one = sessions[0]
+        visitors, visits = 1, 1
+        bounces, duration, pageviews = int(one[BOUNCE]), one[DURATION], one[PAGEVIEWS]
+    elif sessions:
+        columns = tuple(zip(*sessions, strict=True))
+        visitors, visits = len(set(columns[USER])), len(sessions)
+        bounces, duration = sum(columns[BOUNCE]), sum(columns[DURATION])
+        pageviews = sum(columns[PAGEVIEWS])
+    else:
+        visitors = visits = bounces = duration = pageviews = 0
+    return {"visitors": visitors, "visits": visits, "entrances": visits, "exits": visits,
+            "bounces": bounces, "visit_duration": duration, "pageviews": pageviews}
+
+
+def _group_rows(when: str, table: str, groups: dict[tuple, list[tuple]]) -> list[list]:
     columns = metric_columns(table)
     rows = []
-    for key, group in sorted(groups.items()):
-        metrics = group.metrics()
+    for key, sessions in sorted(groups.items()):
+        metrics = _metrics(sessions)
         rows.append([when, *key, *(metrics[c] for c in columns)])
     return rows
 

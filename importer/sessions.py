@@ -62,9 +62,11 @@ def user_id(visitor: Hashable, salt_day: int) -> int:
 
 class Sessionizer:
     """Assigns each event to its visitor's session; `on_close` gets every session once it can
-    take no more events (idle for over 30 minutes of log time, or at `close_all`)."""
+    take no more events (idle for over 30 minutes of log time, or at `close_all`), in lists
+    of those closed together, in the order they went idle."""
 
-    def __init__(self, on_close: Callable[[Session], None], timeout: float = TIMEOUT_S) -> None:
+    def __init__(self, on_close: Callable[[list[Session]], None],
+                 timeout: float = TIMEOUT_S) -> None:
         self.on_close = on_close
         self.timeout = timeout
         # Visitor -> live session, least recently active first: idle ones are found at the front.
@@ -83,7 +85,7 @@ class Sessionizer:
                 self.live.move_to_end(visitor)
             else:
                 del self.live[visitor]
-                self.on_close(session)
+                self.on_close([session])
                 session = None
         if session is None:
             self.started += 1
@@ -101,14 +103,20 @@ class Sessionizer:
 
     def close_idle(self, now: float) -> None:
         """End the sessions no event at `now` or later can join."""
-        live = self.live
+        live, timeout = self.live, self.timeout
+        closed = []
         while live:
-            visitor, session = next(iter(live.items()))
-            if now - session.last <= self.timeout:
+            visitor, session = live.popitem(last=False)
+            if now - session.last <= timeout:  # and so are all after it: put it back
+                live[visitor] = session
+                live.move_to_end(visitor, last=False)
                 break
-            del live[visitor]
-            self.on_close(session)
+            closed.append(session)
+        if closed:
+            self.on_close(closed)
 
     def close_all(self) -> None:
-        while self.live:
-            self.on_close(self.live.popitem(last=False)[1])
+        closed = list(self.live.values())
+        self.live.clear()
+        if closed:
+            self.on_close(closed)
