@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 
@@ -83,26 +84,32 @@ AGENT_KEYS: dict[str, Callable[[UserAgentInfo], tuple]] = {
 }
 
 
-# A session that ended on a day, as the day keeps it until it is written: what its first event
-# carried (the keys of the session tables' rows) and its figures, in a plain tuple.
-SOURCE, ENTRY, EXIT, AGENT, LOCATION, BOUNCE, DURATION, PAGEVIEWS, USER = range(9)
+# The keys a session is counted under, one table (or three: the user agent's) each.
+SOURCE, ENTRY, EXIT, AGENT, LOCATION = range(5)
 
 
 class Day:
     """Everything one day contributes to the ten tables. Memory: sets of 64-bit ids per page
-    and goal, and one small tuple per session; never a per-event record.
+    and goal, a few list entries per session; never a per-event record.
 
-    Sessions are grouped into the tables' rows only when the day is written: most are
-    single-page visits, and a tuple each costs a fraction of updating five groups each. One
-    user agent stands for a session's device, browser and OS rows."""
+    A session is listed under each of its keys (its source, entry page, exit page, user agent
+    and location) and added up only when the day is written: appending to five lists costs a
+    fraction of updating five sets of counters. Most sessions are single-page visits: a bounce
+    of 0 seconds and 1 pageview, whose visitor id says all there is; the others also list their
+    (bounce, duration, pageviews). One user agent stands for a session's device, browser and OS
+    rows."""
 
-    __slots__ = ("pageviews", "pages", "custom", "sessions")
+    __slots__ = ("pageviews", "pages", "custom", "ids", "figures", "by_agent")
 
     def __init__(self) -> None:
         self.pageviews = 0  # pageview events, for the visitors table
         self.pages: dict[str, Page] = {}
         self.custom: dict[tuple[str, str, str], list] = {}  # key -> [events, visitor ids]
-        self.sessions: list[tuple] = []  # indexed by SOURCE, ENTRY, ... USER
+        # By SOURCE, ENTRY...: key -> the visitor ids of its sessions (one per session) ...
+        self.ids = tuple(defaultdict(list) for _ in range(5))
+        # ... and the (bounce, duration, pageviews) of those that are not single-page visits.
+        self.figures = tuple(defaultdict(list) for _ in range(5))
+        self.by_agent: dict[str, Figures] | None = None  # once the day is written
 
     def pageview(self, hostname: str, page: str, session: Session) -> None:
         self.pageviews += 1
@@ -123,9 +130,24 @@ class Day:
     def session(self, session: Session, source: SourceInfo,
                 location: tuple[str, str, int] | None) -> None:
         """A session that ended on this day (`location` None: no locations row for it)."""
-        self.sessions.append((source, session.entry_page, session.exit_page,
-                              session.first.user_agent, location, session.is_bounce,
-                              session.duration, session.pageviews, session.user_id))
+        entry, exit_, agent = session.entry_page, session.exit_page, session.first.user_agent
+        by_source, by_entry, by_exit, by_agent, by_location = self.ids
+        user = session.user_id
+        by_source[source].append(user)
+        by_entry[entry].append(user)
+        by_exit[exit_].append(user)
+        by_agent[agent].append(user)
+        if location is not None:
+            by_location[location].append(user)
+        if session.pageviews != 1 or session.custom_events:  # not a single-page visit
+            by_source, by_entry, by_exit, by_agent, by_location = self.figures
+            figures = (session.is_bounce, session.duration, session.pageviews)
+            by_source[source].append(figures)
+            by_entry[entry].append(figures)
+            by_exit[exit_].append(figures)
+            by_agent[agent].append(figures)
+            if location is not None:
+                by_location[location].append(figures)
 
     def rows(self, day: int, tables: Iterable[str],
              describe: Callable[[str], UserAgentInfo]) -> dict[str, list[list]]:
@@ -133,7 +155,6 @@ class Day:
         a user agent."""
         when = day_text(day)
         out: dict[str, list[list]] = {}
-        by_agent = None
         for table in tables:
             if table == "pages":
                 out[table] = [[when, p.hostname, page, len(p.sessions), len(p.users), p.pageviews,
@@ -142,70 +163,90 @@ class Day:
                 out[table] = [[when, *key, len(users), events]
                               for key, (events, users) in sorted(self.custom.items())]
             elif table == "visitors":
-                if self.sessions or self.pageviews:
-                    metrics = _metrics(self.sessions)
+                if self.ids[AGENT] or self.pageviews:
+                    total = Figures()
+                    for figures in self._by_agent().values():
+                        total.merge(figures)
+                    metrics = total.metrics()
                     metrics["pageviews"] = self.pageviews  # this table's come from the events
                     out[table] = [[when, *(metrics[c] for c in metric_columns(table))]]
                 else:
                     out[table] = []
-            elif table in AGENT_KEYS:
-                if by_agent is None:
-                    by_agent = self._grouped(AGENT)
-                key_of = AGENT_KEYS[table]
-                rolled: dict[tuple, list[tuple]] = {}
-                for ua, sessions in by_agent.items():
-                    rolled.setdefault(key_of(describe(ua)), []).extend(sessions)
-                out[table] = _group_rows(when, table, rolled)
             else:
-                out[table] = _group_rows(when, table, self._grouped(_GROUPED_BY[table]))
+                out[table] = _group_rows(when, table, self._groups(table, describe))
         return out
 
-    def _grouped(self, field: int) -> dict:
-        """This day's sessions by one of their fields; for a table's rows, keyed by its key
-        columns (a session without a location has no locations row)."""
-        groups: dict = {}
-        for session in self.sessions:
-            key = session[field]
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [session]
-            else:
-                group.append(session)
-        if field == LOCATION:
-            groups.pop(None, None)
-        elif field in (ENTRY, EXIT):  # a page: the one key column
-            groups = {(key,): group for key, group in groups.items()}
+    def _groups(self, table: str, describe: Callable[[str], UserAgentInfo]
+                ) -> dict[tuple, Figures]:
+        """The figures of this day's sessions by the key columns of `table`'s rows."""
+        if table in AGENT_KEYS:
+            key_of = AGENT_KEYS[table]
+            rolled: dict[tuple, Figures] = {}
+            for ua, figures in self._by_agent().items():
+                key = key_of(describe(ua))
+                total = rolled.get(key)
+                if total is None:
+                    total = rolled[key] = Figures()
+                total.merge(figures)
+            return rolled
+        by = _BY[table]
+        more = self.figures[by]
+        groups = {key: Figures(ids, more.get(key, ())) for key, ids in self.ids[by].items()}
+        if by in (ENTRY, EXIT):  # a page: the one key column (a SourceInfo and a location are
+            return {(page,): figures for page, figures in groups.items()}  # tuples of them)
         return groups
 
-
-# Which field of a session keys each other session table's rows (a SourceInfo and a location
-# are tuples of the key columns already).
-_GROUPED_BY = {"sources": SOURCE, "entry_pages": ENTRY, "exit_pages": EXIT,
-               "locations": LOCATION}
-
-
-def _metrics(sessions: list[tuple]) -> dict[str, int]:
-    """The figures of a group of sessions, by metric column."""
-    if len(sessions) == 1:  # most groups: skip the transposition
-        one = sessions[0]
-        visitors, visits = 1, 1
-        bounces, duration, pageviews = int(one[BOUNCE]), one[DURATION], one[PAGEVIEWS]
-    elif sessions:
-        columns = tuple(zip(*sessions, strict=True))
-        visitors, visits = len(set(columns[USER])), len(sessions)
-        bounces, duration = sum(columns[BOUNCE]), sum(columns[DURATION])
-        pageviews = sum(columns[PAGEVIEWS])
-    else:
-        visitors = visits = bounces = duration = pageviews = 0
-    return {"visitors": visitors, "visits": visits, "entrances": visits, "exits": visits,
-            "bounces": bounces, "visit_duration": duration, "pageviews": pageviews}
+    def _by_agent(self) -> dict[str, Figures]:
+        """Added up per user agent once, for the device, browser, OS and visitors tables."""
+        if self.by_agent is None:
+            more = self.figures[AGENT]
+            self.by_agent = {ua: Figures(ids, more.get(ua, ()))
+                             for ua, ids in self.ids[AGENT].items()}
+        return self.by_agent
 
 
-def _group_rows(when: str, table: str, groups: dict[tuple, list[tuple]]) -> list[list]:
+_BY = {"sources": SOURCE, "entry_pages": ENTRY, "exit_pages": EXIT, "locations": LOCATION}
+
+
+class Figures:
+    """The metrics of a group of sessions."""
+
+    __slots__ = ("visits", "bounces", "duration", "pageviews", "users")
+
+    def __init__(self, ids: list[int] = (), figures: list[tuple] = ()) -> None:
+        """`ids`: the visitor id of each session; `figures`: (bounce, duration, pageviews) of
+        each that is not a single-page visit."""
+        single = len(ids) - len(figures)
+        self.visits, self.users = len(ids), set(ids)
+        if not figures:
+            self.bounces, self.duration, self.pageviews = single, 0, single
+            return
+        if len(figures) == 1:
+            bounce, self.duration, pageviews = figures[0]
+            self.bounces, self.pageviews = single + bounce, single + pageviews
+            return
+        bounces, durations, pageviews = zip(*figures, strict=True)
+        self.bounces, self.pageviews = single + sum(bounces), single + sum(pageviews)
+        self.duration = sum(durations)
+
+    def merge(self, other: Figures) -> None:
+        self.visits += other.visits
+        self.bounces += other.bounces
+        self.duration += other.duration
+        self.pageviews += other.pageviews
+        self.users |= other.users
+
+    def metrics(self) -> dict[str, int]:
+        return {"visitors": len(self.users), "visits": self.visits, "entrances": self.visits,
+                "exits": self.visits, "bounces": self.bounces, "visit_duration": self.duration,
+                "pageviews": self.pageviews}
+
+
+def _group_rows(when: str, table: str, groups: dict[tuple, Figures]) -> list[list]:
     columns = metric_columns(table)
     rows = []
-    for key, sessions in sorted(groups.items()):
-        metrics = _metrics(sessions)
+    for key, figures in sorted(groups.items()):
+        metrics = figures.metrics()
         rows.append([when, *key, *(metrics[c] for c in columns)])
     return rows
 
