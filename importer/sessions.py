@@ -37,14 +37,20 @@ class Session:
     __slots__ = ("id", "user_id", "salt_day", "start", "last", "first", "entry_page",
                  "exit_page", "pageviews", "custom_events")
 
-    def __init__(self, sid: int, user_id: int, salt_day: int, first: Event, t: float) -> None:
+    def __init__(self, sid: int, user_id: int, salt_day: int, first: Event, t: float,
+                 page: str | None) -> None:
+        """`page`: the first event's pathname if it is a pageview, else None."""
         self.id = sid
         self.user_id = user_id
         self.salt_day = salt_day
         self.start = self.last = t
         self.first = first
-        self.entry_page = self.exit_page = ""
-        self.pageviews = self.custom_events = 0
+        if page is None:
+            self.entry_page = self.exit_page = ""
+            self.pageviews, self.custom_events = 0, 1
+        else:
+            self.entry_page = self.exit_page = page
+            self.pageviews, self.custom_events = 1, 0
 
     @property
     def is_bounce(self) -> bool:
@@ -77,21 +83,23 @@ class Sessionizer:
         """Record `event` (logged at `t`; `page` its pathname if it is a pageview, else None)
         and return its session."""
         visitor = event.visitor
-        session = self.live.get(visitor)
+        live = self.live
+        session = live.get(visitor)
         if session is not None:
             now = t if t > session.last else session.last
             if now - session.last <= self.timeout and int(now // DAY_S) - session.salt_day <= 1:
                 session.last = now
-                self.live.move_to_end(visitor)
+                live.move_to_end(visitor)
             else:
-                del self.live[visitor]
+                del live[visitor]
                 self.on_close([session])
                 session = None
         if session is None:
             self.started += 1
             salt_day = int(t // DAY_S)
-            session = Session(self.started, user_id(visitor, salt_day), salt_day, event, t)
-            self.live[visitor] = session
+            session = live[visitor] = Session(self.started, user_id(visitor, salt_day), salt_day,
+                                              event, t, page)
+            return session
         if page is None:
             session.custom_events += 1
         else:
