@@ -10,7 +10,8 @@ and its sessions' user agents are classified (at most LAG_DAYS later).
 A session's source, device, browser, OS and location come from its first event. Its user agent
 is sent to worker processes for classification as soon as the session starts
 (importer/lookups.py), so they do that while this process goes on with the log; the rest is
-resolved when the session is closed, in batches.
+resolved when the session is closed (its source cached per page URL and referrer), and the
+day's tables are added up when the day is written (importer/csvtables.py).
 """
 from __future__ import annotations
 
@@ -32,9 +33,9 @@ from .summary import Counters
 # Lines are logged when a request ends, so log time can step back by a request's duration; a day
 # stays open this long after its last session could have ended.
 GRACE_S = 600
-# Closed sessions are put on their day in batches of this many; a session whose user agent is
-# still being classified waits for a later batch rather than stalling the reading, and so does
-# its day, by up to LAG_DAYS.
+# A closed session goes on its day at once if its user agent is known, else in a batch of this
+# many; one whose user agent is still being classified waits for a later batch rather than
+# stalling the reading, and so does its day, by up to LAG_DAYS.
 BATCH = 2000
 LAG_DAYS = 2
 # System goals whose `url` / `path` prop becomes the link_url / path column
