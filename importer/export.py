@@ -10,7 +10,8 @@ and its sessions' user agents are classified (at most LAG_DAYS later).
 A session's source, device, browser, OS and location come from its first event. Its user agent
 is sent to worker processes for classification as soon as the session starts
 (importer/lookups.py), so they do that while this process goes on with the log; the rest is
-resolved when the session is closed, in batches.
+resolved when the session is closed (its source cached per page URL and referrer), and the
+day's tables are added up when the day is written (importer/csvtables.py).
 """
 from __future__ import annotations
 
@@ -32,9 +33,9 @@ from .summary import Counters
 # Lines are logged when a request ends, so log time can step back by a request's duration; a day
 # stays open this long after its last session could have ended.
 GRACE_S = 600
-# Closed sessions are put on their day in batches of this many; a session whose user agent is
-# still being classified waits for a later batch rather than stalling the reading, and so does
-# its day, by up to LAG_DAYS.
+# A closed session goes on its day at once if its user agent is known, else in a batch of this
+# many; one whose user agent is still being classified waits for a later batch rather than
+# stalling the reading, and so does its day, by up to LAG_DAYS.
 BATCH = 2000
 LAG_DAYS = 2
 # System goals whose `url` / `path` prop becomes the link_url / path column
@@ -131,9 +132,11 @@ class SiteExport:
 
     def add(self, event: Event, t: float) -> None:
         number = self.clock.day(t)
+        day = self.days.get(number)
+        if day is None:
+            day = self.days[number] = Day()
         if number in self.written:
             self.late_events += 1
-        day = self._day(number)
         if event.name == "pageview":
             hostname, page = page_of(event.url)
             session = self.sessions.add(event, t, page)
@@ -147,15 +150,15 @@ class SiteExport:
         if session.first is event:
             self.agents.want(event.user_agent)
 
-    def _day(self, number: int) -> Day:
-        day = self.days.get(number)
-        if day is None:
-            day = self.days[number] = Day()
-        return day
-
-    def _closed(self, session: Session) -> None:
-        self._closed_sessions.append(session)
-        if len(self._closed_sessions) >= BATCH:
+    def _closed(self, sessions: list[Session]) -> None:
+        """Sessions that ended: on their day at once if their user agent is known (a next
+        run: nearly all), else in a later batch."""
+        known, pending = self.agents.known, self._closed_sessions
+        ready = [s for s in sessions if s.first.user_agent in known]
+        if len(ready) < len(sessions):
+            pending.extend(s for s in sessions if s.first.user_agent not in known)
+        self._place(ready)
+        if len(pending) >= BATCH:
             self._place_closed(before_day=-math.inf)
 
     def _place_closed(self, before_day: float = math.inf) -> None:
@@ -164,10 +167,11 @@ class SiteExport:
         `before_day` (its day is due): then the answer is waited for."""
         closed, self._closed_sessions = self._closed_sessions, []
         waiting = self._waiting
+        ready = []
         for session in closed:
             ua = session.first.user_agent
             if ua not in waiting and self.agents.ready(ua):
-                self._place(session)
+                ready.append(session)
                 continue
             day = self.clock.day(session.last)
             entry = waiting.get(ua)
@@ -180,14 +184,22 @@ class SiteExport:
             if entry[0] < before_day or self.agents.ready(ua):
                 self.agents.get(ua)  # waits for it if need be
                 del waiting[ua]
-                for session in entry[1:]:
-                    self._place(session)
+                ready.extend(entry[1:])
+        self._place(ready)
 
-    def _place(self, session: Session) -> None:
-        first = session.first
-        location = self.geoip.lookup(first.ip) if self.geoip is not None else None
-        self._day(self.clock.day(session.last)).session(
-            session, resolve_source(first.url, first.referrer), location)
+    def _place(self, sessions: list[Session]) -> None:
+        """Put closed sessions on the day of their last event."""
+        days, day_of, geoip = self.days, self.clock.day, self.geoip
+        location = None
+        for session in sessions:
+            first = session.first
+            if geoip is not None:
+                location = geoip.lookup(first.ip)
+            number = day_of(session.last)
+            day = days.get(number)
+            if day is None:
+                day = days[number] = Day()
+            day.session(session, resolve_source(first.url, first.referrer), location)
 
     def advance(self, now: float) -> None:
         """Log time reached `now`: close idle sessions, write the days nothing can change."""
@@ -235,6 +247,7 @@ class ExportSink:
         self.make_zip = make_zip
         self.agents = AgentLookup(workers)
         self.sites: dict[str, SiteExport] = {}
+        self._routes: dict[str, tuple[SiteExport, ...]] = {}  # an event's domain -> its sites
         self.watermark = float("-inf")
         self._next_advance = float("-inf")
         self.summaries: list[SiteSummary] = []
@@ -244,10 +257,11 @@ class ExportSink:
         t = event.time
         if t is None:  # the export command filters these out (no_time) before they get here
             raise ValueError("export needs each event's time")
-        for domain in event.domain.split(","):
-            site = self.sites.get(domain)
-            if site is None:
-                site = self.sites[domain] = self._site(domain)
+        sites = self._routes.get(event.domain)
+        if sites is None:
+            sites = self._routes[event.domain] = tuple(
+                self._site(domain) for domain in event.domain.split(","))
+        for site in sites:
             site.add(event, t)
         self.counters.exported += 1
         if t > self.watermark:
@@ -258,8 +272,12 @@ class ExportSink:
                     site.advance(t)
 
     def _site(self, domain: str) -> SiteExport:
-        directory = os.path.join(self.out_dir, domain) if self.per_site_dirs else self.out_dir
-        return SiteExport(domain, directory, self.clock, self.agents, self.geoip)
+        site = self.sites.get(domain)
+        if site is None:
+            directory = os.path.join(self.out_dir, domain) if self.per_site_dirs else self.out_dir
+            site = self.sites[domain] = SiteExport(domain, directory, self.clock, self.agents,
+                                                   self.geoip)
+        return site
 
     def stop(self) -> None:
         """Ctrl-C: nothing is in flight; what was read is still written by `close`."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -49,8 +48,7 @@ _URI = re.compile(r"^(([a-z][a-z0-9+\-.]*):)?(//([^/?#]*))?([^?#]*)(\?([^#]*))?(
 _AUTHORITY = re.compile(r"(^(.*)@)?(\[[a-zA-Z0-9:.]*\]|[^:]*)(:([0-9]*))?")
 
 
-@dataclass(frozen=True, slots=True)
-class SourceInfo:
+class SourceInfo(NamedTuple):  # a tuple: hashed and compared in C, a sources row's key
     """A session's acquisition fields as Plausible stores them ("" where it stores nothing)."""
 
     source: str = ""
@@ -95,15 +93,6 @@ def _decode_query(query: str) -> dict[str, str]:
 
 def _sanitize_host(host: str | None) -> str | None:
     return host.strip(_WHITESPACE).removeprefix("www.") if host is not None else None
-
-
-def _is_referral(ref: _Uri, page_host: str | None) -> bool:
-    return (
-        ref.scheme in _REFERRAL_SCHEMES
-        and bool(ref.host)
-        and _sanitize_host(ref.host) != _sanitize_host(page_host)
-        and ref.host != "localhost"
-    )
 
 
 def _referrer_host(uri: _Uri) -> str:
@@ -210,6 +199,53 @@ def _canonical(source: str) -> str:
     return _database().names.get(source.lower(), source)
 
 
+class _PageTags(NamedTuple):
+    """What a page URL says about its session's source."""
+
+    host: str | None  # as referral checks compare it: trimmed, without "www."
+    tagged: str | None  # utm_source, else source, else ref: the raw value
+    source: str  # `tagged` mapped onto the known names ("" if none)
+    medium: str | None  # utm_medium
+    click_id: str | None
+    campaign: str
+    content: str
+    term: str
+
+
+@lru_cache(maxsize=65536)
+def _page_tags(page_url: str) -> _PageTags:
+    page = _parse_uri(page_url)
+    params = _decode_query(page.query) if page.query is not None else {}
+    tagged = next((params[k] for k in ("utm_source", "source", "ref") if k in params), None)
+    return _PageTags(
+        host=_sanitize_host(page.host),
+        tagged=tagged,
+        source=_canonical(tagged) if tagged is not None else "",
+        medium=params.get("utm_medium"),
+        click_id=next((p for p in _CLICK_ID_PARAMS if p in params), None),
+        campaign=params.get("utm_campaign", ""),
+        content=params.get("utm_content", ""),
+        term=params.get("utm_term", ""),
+    )
+
+
+@lru_cache(maxsize=65536)
+def _referral(referrer: str, page_host: str | None) -> tuple[str, str] | None:
+    """(source name, stored referrer) of a valid referral from `referrer` to a page on
+    `page_host` (as _PageTags has it); None when it is not one."""
+    referrer = referrer[:_MAX_REFERRER]
+    ref = _parse_uri(referrer)
+    if not (ref.scheme in _REFERRAL_SCHEMES and ref.host
+            and _sanitize_host(ref.host) != page_host and ref.host != "localhost"):
+        return None
+    name = _known_name(ref.host, ref.path or "/")
+    if name is None:
+        name = _referrer_host(_parse_uri(referrer.strip(_WHITESPACE)))
+    return _canonical(name), _referrer_host(ref) + (ref.path or "").rstrip("/")
+
+
+# Sessions repeat (page URL, referrer) pairs; their parts, cached apart, repeat far more
+# (tests/bench/genlog.py's log: 39k pairs of 2.6k page URLs and 2.2k referrers).
 @lru_cache(maxsize=65536)
 def resolve_source(page_url: str, referrer: str | None) -> SourceInfo:
     """The source fields Plausible would store for a session whose first event is this one.
@@ -217,38 +253,28 @@ def resolve_source(page_url: str, referrer: str | None) -> SourceInfo:
     `page_url` is the event's full URL; `referrer` the referring URL as the log has it (None
     when it has none).
     """
-    page = _parse_uri(page_url)
-    params = _decode_query(page.query) if page.query is not None else {}
-    tagged = next((params[k] for k in ("utm_source", "source", "ref") if k in params), None)
-
-    referrer = referrer[:_MAX_REFERRER] if referrer is not None else None
-    ref = _parse_uri(referrer) if referrer is not None else None
-    referral = ref is not None and _is_referral(ref, page.host)
-
-    if tagged is not None:
-        source = _canonical(tagged)
-    elif referral:
-        name = _known_name(ref.host, ref.path or "/")
-        if name is None:
-            name = _referrer_host(_parse_uri(referrer.strip(_WHITESPACE)))
-        source = _canonical(name)
+    page = _page_tags(page_url)
+    referral = _referral(referrer, page.host) if referrer is not None else None
+    if page.tagged is not None:
+        source = page.source
+    elif referral is not None:
+        source = referral[0]
     else:
         source = ""
 
-    medium = params.get("utm_medium")
+    medium = page.medium
     if medium is None:
-        click_id = next((p for p in _CLICK_ID_PARAMS if p in params), None)
-        if source == "Google" and click_id == "gclid":
+        if source == "Google" and page.click_id == "gclid":
             medium = "(gclid)"
-        elif source == "Bing" and click_id == "msclkid":
+        elif source == "Bing" and page.click_id == "msclkid":
             medium = "(msclkid)"
 
     return SourceInfo(
         source=source,
-        referrer=_referrer_host(ref) + (ref.path or "").rstrip("/") if referral else "",
-        utm_source=tagged or "",
+        referrer=referral[1] if referral is not None else "",
+        utm_source=page.tagged or "",
         utm_medium=medium or "",
-        utm_campaign=params.get("utm_campaign", ""),
-        utm_content=params.get("utm_content", ""),
-        utm_term=params.get("utm_term", ""),
+        utm_campaign=page.campaign,
+        utm_content=page.content,
+        utm_term=page.term,
     )

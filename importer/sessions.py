@@ -37,14 +37,20 @@ class Session:
     __slots__ = ("id", "user_id", "salt_day", "start", "last", "first", "entry_page",
                  "exit_page", "pageviews", "custom_events")
 
-    def __init__(self, sid: int, user_id: int, salt_day: int, first: Event, t: float) -> None:
+    def __init__(self, sid: int, user_id: int, salt_day: int, first: Event, t: float,
+                 page: str | None) -> None:
+        """`page`: the first event's pathname if it is a pageview, else None."""
         self.id = sid
         self.user_id = user_id
         self.salt_day = salt_day
         self.start = self.last = t
         self.first = first
-        self.entry_page = self.exit_page = ""
-        self.pageviews = self.custom_events = 0
+        if page is None:
+            self.entry_page = self.exit_page = ""
+            self.pageviews, self.custom_events = 0, 1
+        else:
+            self.entry_page = self.exit_page = page
+            self.pageviews, self.custom_events = 1, 0
 
     @property
     def is_bounce(self) -> bool:
@@ -62,9 +68,11 @@ def user_id(visitor: Hashable, salt_day: int) -> int:
 
 class Sessionizer:
     """Assigns each event to its visitor's session; `on_close` gets every session once it can
-    take no more events (idle for over 30 minutes of log time, or at `close_all`)."""
+    take no more events (idle for over 30 minutes of log time, or at `close_all`), in lists
+    of those closed together, in the order they went idle."""
 
-    def __init__(self, on_close: Callable[[Session], None], timeout: float = TIMEOUT_S) -> None:
+    def __init__(self, on_close: Callable[[list[Session]], None],
+                 timeout: float = TIMEOUT_S) -> None:
         self.on_close = on_close
         self.timeout = timeout
         # Visitor -> live session, least recently active first: idle ones are found at the front.
@@ -75,21 +83,23 @@ class Sessionizer:
         """Record `event` (logged at `t`; `page` its pathname if it is a pageview, else None)
         and return its session."""
         visitor = event.visitor
-        session = self.live.get(visitor)
+        live = self.live
+        session = live.get(visitor)
         if session is not None:
             now = t if t > session.last else session.last
             if now - session.last <= self.timeout and int(now // DAY_S) - session.salt_day <= 1:
                 session.last = now
-                self.live.move_to_end(visitor)
+                live.move_to_end(visitor)
             else:
-                del self.live[visitor]
-                self.on_close(session)
+                del live[visitor]
+                self.on_close([session])
                 session = None
         if session is None:
             self.started += 1
             salt_day = int(t // DAY_S)
-            session = Session(self.started, user_id(visitor, salt_day), salt_day, event, t)
-            self.live[visitor] = session
+            session = live[visitor] = Session(self.started, user_id(visitor, salt_day), salt_day,
+                                              event, t, page)
+            return session
         if page is None:
             session.custom_events += 1
         else:
@@ -101,14 +111,20 @@ class Sessionizer:
 
     def close_idle(self, now: float) -> None:
         """End the sessions no event at `now` or later can join."""
-        live = self.live
+        live, timeout = self.live, self.timeout
+        closed = []
         while live:
-            visitor, session = next(iter(live.items()))
-            if now - session.last <= self.timeout:
+            visitor, session = live.popitem(last=False)
+            if now - session.last <= timeout:  # and so are all after it: put it back
+                live[visitor] = session
+                live.move_to_end(visitor, last=False)
                 break
-            del live[visitor]
-            self.on_close(session)
+            closed.append(session)
+        if closed:
+            self.on_close(closed)
 
     def close_all(self) -> None:
-        while self.live:
-            self.on_close(self.live.popitem(last=False)[1])
+        closed = list(self.live.values())
+        self.live.clear()
+        if closed:
+            self.on_close(closed)

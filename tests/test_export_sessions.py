@@ -22,7 +22,7 @@ def event(when: str, name: str = "pageview", ip: str = "10.0.0.1") -> Event:
 def run(steps: list[tuple[str, str | None]], ip: str = "10.0.0.1"):
     """Feed (time, page or None for a custom event) steps; return the closed sessions."""
     closed = []
-    sessions = Sessionizer(closed.append)
+    sessions = Sessionizer(closed.extend)
     for when, page in steps:
         e = event(when, "pageview" if page else "404", ip)
         sessions.add(e, e.time, page)
@@ -75,7 +75,7 @@ def test_time_never_runs_backwards_in_a_visit():
 
 def test_idle_sessions_are_let_go_as_log_time_advances():
     closed = []
-    sessions = Sessionizer(closed.append)
+    sessions = Sessionizer(closed.extend)
     for i in range(100):
         e = event("2026-03-01T10:00:00", ip=f"10.0.0.{i}")
         sessions.add(e, e.time, "/")
