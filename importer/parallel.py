@@ -138,6 +138,9 @@ class Workers:
             worker.proc.join(timeout=10)
             if worker.proc.is_alive():
                 worker.proc.kill()
+            # Chunks still queued for a worker that died would block the queue's feeder thread
+            # in a write to a full pipe nobody reads, and exiting waits for that thread.
+            worker.tasks.cancel_join_thread()
             worker.tasks.close()
         if self._results is not None:
             self._results.close()

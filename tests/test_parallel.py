@@ -299,3 +299,47 @@ def test_a_stop_request_ends_the_run_with_the_books_balanced(logs, tiny_chunks):
     pipeline.run()
     assert counters.check() == []
     assert counters.events >= 50 and counters.lines_read < 6000
+
+
+KILLED_WORKER = """
+import gzip, os, sys
+from importer import parallel
+from importer.filters import FilterChain
+from importer.pipeline import Pipeline
+from importer.summary import Counters
+from importer.transform import EventBuilder
+from tests.test_parallel import Recorder
+
+parallel.MIN_BYTES, parallel.CHUNK_BYTES = 0, 64 << 10
+main = os.getpid()
+
+def die(record):  # a worker killed outright, as by the out-of-memory killer
+    if os.getpid() != main:
+        os.kill(os.getpid(), 9)
+
+counters = Counters()
+pipeline = Pipeline(inputs=[sys.argv[1]], builder=EventBuilder("example.com"),
+                    sink=Recorder(counters), counters=counters,
+                    filters=FilterChain([die]), workers=2)
+try:
+    pipeline.run()
+except parallel.WorkerError as exc:
+    print("stopped:", exc)
+"""
+
+
+def test_a_killed_worker_ends_the_run_and_the_process_exits(tmp_path):
+    """Chunks queued for a dead worker fill its pipe; exiting must not wait to flush them."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "access.log.gz"
+    line = ('127.0.0.1 - - [10/Oct/2024:13:55:36 +0000] "GET /page HTTP/1.1" 200 512 "-" '
+            '"Mozilla/5.0"\n')
+    with gzip.open(log, "wt") as out:  # compressed: the chunks' bytes go through the pipes
+        out.write(line * 60_000)
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", KILLED_WORKER, str(log)], cwd=root,
+                          capture_output=True, text=True, timeout=60)
+    assert "stopped: a worker process died" in done.stdout, done.stderr
+    assert done.returncode == 0
