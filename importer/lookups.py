@@ -1,9 +1,9 @@
 """What the export looks up for a session's first event: device, browser and OS from the user
 agent, and the location from the address.
 
-device-detector takes ~4 ms per new user agent once warm, and a process warming up spends
-seconds more (the database loads, each regex compiles on first use). Real logs hold thousands of
-distinct user agents (tests/bench/genlog.py: ~4,800 in 1M lines, ~20 s of CPU), so this
+device-detector takes ~1 ms per new user agent once warm, and a process warming up spends
+~1 s more (the database loads, each regex compiles on first use). Real logs hold thousands of
+distinct user agents (tests/bench/genlog.py: ~4,800 in 1M lines, ~5 s of CPU), so this
 is the export's biggest cost. `AgentLookup` has worker processes classify each new user agent as
 soon as a session starts with it, while the main process goes on with the log; by the time the
 session is closed its answer is usually there. Each distinct user agent is classified once,
