@@ -114,19 +114,24 @@ class UserAgentClassifier:
         self._key = key
         self._cache: dict[str, UserAgentInfo] = {}
         self._stored: dict[Hashable, tuple] = {}  # imported rows, not yet asked for
-        self._kinds: dict[str, str] = {}
+        self._kinds: dict[str, str | UserAgentInfo] = {}  # see `kinds`
+        self.full_kinds = False  # see `kind`
         self._pool: ProcessPoolExecutor | None = None
         self._shutdown: weakref.finalize | None = None  # stops the pool, at most once
 
     def known(self, ua: str) -> UserAgentInfo | None:
         """The classification of `ua` if it is known (found here, or imported), else None."""
         info = self._cache.get(ua)
-        if info is None and self._stored:
-            key = self._key(ua)
-            row = self._stored.get(key)
-            if row is not None and len(row) == N_FIELDS:  # not a kind-only row
-                del self._stored[key]
-                info = self._cache[ua] = UserAgentInfo(*row)
+        if info is None:
+            found = self._kinds.get(ua)
+            if isinstance(found, UserAgentInfo):  # classified fully by `kind`
+                return found
+            if self._stored:
+                key = self._key(ua)
+                row = self._stored.get(key)
+                if row is not None and len(row) == N_FIELDS:  # not a kind-only row
+                    del self._stored[key]
+                    info = self._cache[ua] = UserAgentInfo(*row)
         return info
 
     def remember(self, ua: str, info: UserAgentInfo) -> None:
@@ -140,28 +145,30 @@ class UserAgentClassifier:
         return info
 
     def kind(self, ua: str) -> str:
-        """Only the kind (what a filter needs when sending): ~0.35 ms per new UA instead of ~1."""
+        """Only the kind (what a filter needs when sending): ~0.35 ms per new UA instead of
+        ~1. With `full_kinds`, the full classification all the same: an export needs it
+        anyway, and this way it is made once, where the user agent is first met (a parse
+        worker; it shares `kinds`), not again in importer/lookups.py's workers."""
         info = self._cache.get(ua)
         if info is not None:
             return info.kind
-        kind = self._kinds.get(ua)
-        if kind is None:
+        found = self._kinds.get(ua)
+        if found is None:
             row = self._stored.pop(self._key(ua), None) if self._stored else None
-            if row is None:
-                kind = detect_kind(ua)
+            if row is not None:
+                found = row[0] if len(row) != N_FIELDS else UserAgentInfo(*row)
             else:
-                kind = row[0]
-                if len(row) == N_FIELDS:
-                    self._cache[ua] = UserAgentInfo(*row)
+                found = self._detect(ua) if self.full_kinds else detect_kind(ua)
             # Also when imported: parse workers pass it on to the main process, which then
             # counts it as used when the cache is saved.
-            self._kinds[ua] = kind
-        return kind
+            self._kinds[ua] = found
+        return found if isinstance(found, str) else found.kind
 
     @property
-    def kinds(self) -> dict[str, str]:
-        """The kind-only cache, UA -> kind, shared as is by parse workers (importer/parallel.py)
-        so that one worker's findings spare the others the same ~1 ms lookups."""
+    def kinds(self) -> dict[str, str | UserAgentInfo]:
+        """UA -> its kind, or its UserAgentInfo where a full one was made or imported: shared
+        as is by parse workers (importer/parallel.py) so that one worker's findings spare the
+        others the same lookups."""
         return self._kinds
 
     def classify_many(self, uas: Iterable[str]) -> dict[str, UserAgentInfo]:
@@ -206,7 +213,8 @@ class UserAgentClassifier:
         fields, or just (kind,) where only the kind was needed. Imported rows never asked for
         are left out: the store they came from still has them."""
         key = self._key
-        rows = {key(ua): (kind,) for ua, kind in self._kinds.items() if ua not in self._cache}
+        rows = {key(ua): (found,) if isinstance(found, str) else astuple(found)
+                for ua, found in self._kinds.items() if ua not in self._cache}
         rows.update((key(ua), astuple(info)) for ua, info in self._cache.items())
         return rows
 
