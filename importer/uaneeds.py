@@ -9,25 +9,30 @@ its clauses. device-detector's brand regexes are alternations of hundreds of mod
 Why it holds: the strings come from parts of the pattern outside any optional part (a run of
 literals, small sets and short repeats is spelled out in full: "iPhone[ _]?8" needs "iphone8",
 "iphone 8" or "iphone_8"); lookarounds and anchors match no text, so what stands on either side
-of them is side by side in the text. Comparing lower-cased text is right with or without
-IGNORECASE as long as both the text and the pattern are ASCII (Unicode case folding maps a few
-non-ASCII letters onto ASCII ones: KELVIN SIGN matches "k"): callers check the text, `needs`
-the pattern. Syntax that the `regex` module reads differently from `re` (fuzzy matching, POSIX
+of them is side by side in the text. The strings are lower-case ASCII, for ASCII text only
+(callers check): comparing lower-cased text is then right with or without IGNORECASE, and a
+non-ASCII letter of the pattern matches what the `regex` module itself says it matches of
+ASCII, ignoring case ("k" for KELVIN SIGN, nothing for most: an alternative that needs one can
+only match other text). Syntax that `regex` reads differently from `re` (fuzzy matching, POSIX
 classes) is not read at all, nor is anything `re` cannot parse.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
 from re import _constants as sre  # noqa: PLC2701 - the parser's node types
 from re import _parser as sre_parse  # noqa: PLC2701
 
+import regex
+
 Clause = frozenset[str]  # the text holds one of these
 Alternative = tuple[Clause, ...]  # the text holds one string of each clause
-Needs = tuple[Alternative, ...]  # any match satisfies one alternative; () if nothing is known
+Needs = tuple[Alternative, ...]  # any match (in ASCII text) satisfies one of these
 
-ALWAYS: Needs = ()
+ALWAYS: Needs = ((),)  # nothing is known: one alternative that needs nothing
+NEVER: Needs = ()  # no match in ASCII text
 # Syntax `re` parses without error but not as `regex` does: "{e<=1}" (fuzzy matching) is literal
 # text to `re`, "[[:alpha:]]" a set then "]". Any brace but a plain repeat count, any "[:".
 REGEX_ONLY = re.compile(r"\{(?!\d*,?\d*\})|\[:")
@@ -55,7 +60,7 @@ COMMON_TEXT = (
 
 def needs(pattern: str) -> Needs:
     """What any match of `pattern` contains (see the module's docstring)."""
-    if not pattern.isascii() or REGEX_ONLY.search(pattern):
+    if REGEX_ONLY.search(pattern):
         return ALWAYS
     try:
         tree = sre_parse.parse(pattern)
@@ -66,7 +71,9 @@ def needs(pattern: str) -> Needs:
 
 def merged(options: Needs) -> Alternative:
     """One alternative that each of `options` implies (a weaker check, but a single one)."""
-    if not options or not all(options):
+    if not options:
+        return (frozenset(),)  # a clause no text satisfies
+    if not all(options):
         return ()
     if math.prod(map(len, options)) > MAX_COMBINATIONS:
         options = tuple((max(alt, key=rarity),) for alt in options)
@@ -81,8 +88,8 @@ def rarity(clause: Clause) -> tuple[int, int]:
 
 
 def _normal(options: list[Alternative]) -> Needs:
-    """() if one alternative needs nothing; else each with its rarest clause first."""
-    if not options or not all(options):
+    """ALWAYS if one alternative needs nothing; else each with its rarest clause first."""
+    if not all(options):
         return ALWAYS
     return tuple(dict.fromkeys(tuple(sorted(alt, key=rarity, reverse=True))
                                for alt in options))
@@ -100,7 +107,7 @@ def shortest(clause: Clause) -> tuple[str, ...]:
     """`clause` without the strings that hold another of its strings (the text then holds
     that one too): fewer to check one by one."""
     found: list[str] = []
-    for needle in sorted(clause, key=len):
+    for needle in sorted(clause, key=lambda n: (len(n), n)):
         if not any(other in needle for other in found):
             found.append(needle)
     return tuple(found)
@@ -123,12 +130,16 @@ def _in_sequence(items) -> list[Alternative]:
 
     for op, av in items:
         spellings = _spellings(op, av)
+        if spellings == set():
+            return []  # this item cannot match ASCII text
         if spellings is not None and len(run) * len(spellings) <= MAX_SPELLINGS:
             run = {a + b for a in run for b in spellings}
             continue
         if spellings is None and op in REPEATS and av[0] >= 1:
             # "x+" starts and ends with "x": it joins the run before it and starts the next.
             first = _sequence_spellings(av[2])
+            if first == set():
+                return []
             if first is not None and len(run) * len(first) <= MAX_SPELLINGS:
                 run = {a + b for a in run for b in first}
                 close_run()
@@ -143,7 +154,7 @@ def _in_sequence(items) -> list[Alternative]:
         if not all(found):
             continue  # one of its alternatives needs nothing
         if len(options) * len(found) <= MAX_ALTERNATIVES:
-            options = [alt + more for alt in options for more in found]
+            options = [alt + more for alt in options for more in found]  # none: no match
         else:
             require(merged(tuple(found)))
     close_run()
@@ -167,9 +178,13 @@ def _in_item(op, av) -> list[Alternative]:
 
 
 def _spellings(op, av) -> set[str] | None:
-    """Every lower-case text the item can match, if they are few (None if not)."""
+    """Every lower-case ASCII text the item can match in ASCII text, if they are few (None if
+    not; an empty set if it cannot match ASCII text)."""
     if op is sre.LITERAL:
-        return {chr(av).lower()} if av < 128 else None
+        if av < 128:
+            return {chr(av).lower()}
+        forms = _ascii_forms(av)
+        return None if forms is None else set(forms)
     if op is sre.IN:
         chars: set[str] = set()
         for kind, value in av:
@@ -193,8 +208,11 @@ def _spellings(op, av) -> set[str] | None:
             return None
         found: set[str] = set()
         for times in range(low, high + 1):
-            found |= _product([once] * times) or set()
-        return found if 0 < len(found) <= MAX_SPELLINGS else None
+            more = _product([once] * times)
+            if more is None:
+                return None
+            found |= more
+        return found if len(found) <= MAX_SPELLINGS else None
     if op is sre.BRANCH:
         found = set()
         for branch in av[1]:
@@ -204,6 +222,20 @@ def _spellings(op, av) -> set[str] | None:
             found |= spellings
         return found if len(found) <= MAX_SPELLINGS else None
     return None
+
+
+@functools.cache
+def _ascii_forms(code: int) -> frozenset[str] | None:
+    """The ASCII letters a non-ASCII one matches, ignoring case, lower-cased: "k" for KELVIN
+    SIGN, none for most. None where case folding turns it into more than one ("ß": "ss")."""
+    char = chr(code)
+    if any(len(form) > 1 for form in (char.lower(), char.upper(), char.casefold())):
+        return None
+    alone = regex.compile(regex.escape(char), regex.IGNORECASE)
+    found = {chr(c).lower() for c in range(128) if alone.fullmatch(chr(c))}
+    found.update(form.lower() for form in (char.lower(), char.upper(), char.casefold())
+                 if form.isascii())
+    return frozenset(found)
 
 
 def _sequence_spellings(items) -> set[str] | None:

@@ -190,9 +190,10 @@ class Index:
         self.filed: dict[int, list[tuple[int, tuple[frozenset[int], ...]]]] = {}
         for i, entry in enumerate(entries):
             options = needs_of(entry["regex"])
-            if not options:
+            if not all(options):
                 self.always.append(i)
-            for alternative in options:
+                continue
+            for alternative in options:  # none: it cannot match ASCII text
                 first, *rest = (frozenset(numbers.setdefault(n, len(numbers)) for n in clause)
                                 for clause in alternative)
                 for number in first:
