@@ -1,15 +1,15 @@
 """What the export looks up for a session's first event: device, browser and OS from the user
 agent, and the location from the address.
 
-device-detector takes ~4 ms per new user agent once warm, and a process warming up spends
-seconds more (the database loads, each regex compiles on first use). Real logs hold thousands of
-distinct user agents (tests/bench/genlog.py: ~4,800 in 1M lines, ~20 s of CPU), so this
-is the export's biggest cost. `AgentLookup` has worker processes classify each new user agent as
-soon as a session starts with it, while the main process goes on with the log; by the time the
-session is closed its answer is usually there. Each distinct user agent is classified once,
-and those classified by earlier runs not again (importer/uacache.py).
-Measured on 2 cores, 300,000 lines with ~2,200 user agents: 31.8 s with one worker, 21.7 s with
-two (with a few dozen user agents a second worker only compiles the same regexes again: ~5 s).
+device-detector takes ~1 ms per new user agent once warm, and a process warming up spends
+~1 s more (the database loads, each regex compiles on first use). Real logs hold thousands of
+distinct user agents (tests/bench/genlog.py: ~4,800 in 1M lines). Most are classified before
+they get here: the bot filter meets each user agent first, in the parse workers, and while an
+`AgentLookup` is open it classifies them fully (UserAgentClassifier.full_kinds), which the main
+process learns with the chunk's events. The others (no bot filter, a kind-only row from an
+earlier `send` in importer/uacache.py) go to `AgentLookup`'s own worker processes as soon as a
+session starts with them, while the main process goes on with the log; by the time the session
+is closed the answer is usually there. Those classified by earlier runs are not classified again.
 """
 from __future__ import annotations
 
@@ -48,6 +48,9 @@ class AgentLookup:
     def __init__(self, workers: int = 2, cache: UserAgentClassifier = classifier) -> None:
         self.workers = workers
         self.cache = cache
+        # The bot filter classifies each user agent before it gets here (in the parse
+        # workers, forked later): fully, so that most are known when asked for.
+        cache.full_kinds = True
         self.known: dict[str, UserAgentInfo] = {}
         # user agent -> (its chunk's answer, the chunk), None until the chunk is sent
         self._asked: dict[str, tuple[Future, list[str]] | None] = {}
@@ -113,6 +116,7 @@ class AgentLookup:
         return self.known[ua]
 
     def close(self) -> None:
+        self.cache.full_kinds = False
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None

@@ -1,101 +1,119 @@
-"""A literal pre-check in front of device-detector's regexes: same answers, fewer searches.
+"""device-detector with fewer regex searches: same answers, ~1 ms per new user agent, not ~13.
 
 device-detector tries its regexes in order until one matches: ~2,000 device brands, then the
 brand's models (Samsung alone has hundreds), ~350 OSes, ~600 browsers, ~850 bots... A new user
-agent costs ~1,100 regex searches, ~80% of its ~13 ms. Most of those regexes need some fixed
-text to be in the user agent for any match ("sm-", "pixel", "firefox"): where the user agent
-holds none of it, the search can only fail, and is skipped. That leaves ~100 searches, ~4 ms.
-The same goes for the normalizer's ~40 substitutions, run before every client parse: without a
-match a substitution gives back its text, so one that cannot match is skipped.
+agent costs ~1,100 regex searches, ~13 ms. Nearly all of them need some text to be in the user
+agent for any match ("sm-g", "pixel 7", "firefox"; importer/uaneeds.py reads it off each
+pattern): where the user agent holds none of it, the search can only fail.
 
-Why the answers cannot change: for each regex, `_needed` reads its syntax tree (Python's own
-regex parser) and finds strings one of which every match must contain, because they sit outside
-any optional part. The check compares lower-cased text, which any match satisfies, with or
-without IGNORECASE, as long as both the user agent and the strings are ASCII (Unicode case
-folding maps a few non-ASCII letters onto ASCII ones: KELVIN SIGN matches "k"); other user agents
-and patterns are searched as before. Patterns whose syntax the `regex` module reads differently
-from `re` (fuzzy matching, POSIX classes, its own escapes and groups) are left alone, and so is
-any pattern `re` cannot parse. tests/bench/prove_uaprefilter.py checks every field of
-`detect` and `detect_kind` with and without it on device-detector's fixture user agents (38,368)
-and the benchmark log's (4,811): all equal with device-detector 6.5.1 (PROVEN).
+- `Index`: the lists device-detector walks through (`Parser.regex_list`: brands, models, OSes,
+  clients, bots) are read for a user agent as only the entries it may match, in their order.
+  One Aho-Corasick scan finds which of the strings the list's regexes need are in the user
+  agent; only the entries filed under those are visited. First match wins, as before: an entry
+  left out could not have matched.
+- `Prefiltered`: the other regexes (the normalizer's substitutions, the fragments module-level
+  constants hold) check the text for what they need before searching.
+
+Reading ~20,000 patterns takes ~5 s: it is done once per machine and library version, and kept
+in $XDG_CACHE_HOME/plausible-import/ (~/.cache/...; ~3 MB of JSON, patterns and the strings
+they need, nothing about any log). Without a writable cache directory each process reads them
+again.
+
+Only ASCII user agents are filtered (see uaneeds); others, and requests with client hints
+(whose model the device list also searches), go through the lists as before. Only for the
+device-detector versions in PROVEN: tests/bench/prove_uaprefilter.py compares every field of
+`detect` and `detect_kind` with and without this on device-detector's fixture user agents
+(38,368) and the benchmark log's (4,811): all equal.
 """
 from __future__ import annotations
 
-import re
-from re import _constants as sre  # noqa: PLC2701 - the parser's node types
-from re import _parser as sre_parse  # noqa: PLC2701
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 
 import device_detector
+from ahocorasick_rs import AhoCorasick
 from device_detector.lazy_regex import RegexLazy
 from device_detector.parser.parser import Parser
-from device_detector.yaml_loader import normalized_regex_list, regex_list
+from device_detector.yaml_loader import RegexLoader, normalized_regex_list, regex_list
 from regex import VERBOSE
 
-Needles = frozenset[str]  # any match contains one of these (lower-case, ASCII)
+from . import uaneeds
+from .uaneeds import ALWAYS, Needs, merged, needs, shortest
 
-# Syntax `re` parses without error but not as `regex` does: "{e<=1}" (fuzzy matching) is literal
-# text to `re`, "[[:alpha:]]" a set then "]". Any brace but a plain repeat count, any "[:".
-REGEX_ONLY = re.compile(r"\{(?!\d*,?\d*\})|\[:")
-MIN_NEEDLE = 2  # shorter strings are in nearly every user agent: not worth a check
-# The library versions the proof was run on: it relies on their regex lists' layout, and another
-# version's patterns may use syntax this has not met. Rerun the proof before adding one.
+# The library versions the proof was run on: it relies on how they walk their lists, and
+# another version's patterns may use syntax this has not met. Rerun the proof before adding one.
 PROVEN = frozenset(("6.5.1",))
 NORMALIZE_FIXTURE = "local/device/normalize.yml"  # as DeviceDetector loads it
 
 
-def _needed(pattern: str) -> Needles | None:
-    """Strings one of which every match of `pattern` contains, or None if that is not known."""
-    if not pattern.isascii() or REGEX_ONLY.search(pattern):
-        return None
-    try:
-        tree = sre_parse.parse(pattern)
-    except (re.error, RecursionError, OverflowError):
-        return None
-    needles = _in_sequence(tree)
-    if not needles or any(len(n) < MIN_NEEDLE for n in needles):
-        return None
-    return needles
+def needs_of(lazy: RegexLazy) -> Needs:
+    """What one of device-detector's regexes needs, read without compiling it."""
+    if object.__getattribute__(lazy, "flags") & VERBOSE:  # spaces would not be text
+        return ALWAYS
+    pattern = object.__getattribute__(lazy, "pattern")
+    saved = _table().get(pattern)
+    if saved is None:
+        return needs(pattern)
+    return tuple(tuple(frozenset(clause) for clause in alternative) for alternative in saved)
 
 
-def _in_sequence(items) -> Needles | None:
-    """What a sequence needs: the most selective of what its items need (all of them match)."""
-    best: Needles | None = None
-    run: list[str] = []
+def table_path() -> str:
+    """Named after the library version and the code that reads the patterns: any change to
+    either makes a new table."""
+    with open(uaneeds.__file__, "rb") as f:
+        reader = hashlib.blake2b(f.read(), digest_size=6).hexdigest()
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(root, "plausible-import",
+                        f"uaneeds-{device_detector.__version__}-{reader}.json")
 
-    def consider(needles: Needles | None) -> None:
-        nonlocal best
-        if needles and (best is None or min(map(len, needles)) > min(map(len, best))):
-            best = needles
 
-    for op, av in items:
-        if op is sre.LITERAL and av < 128:
-            run.append(chr(av).lower())
+_saved: dict[str, list] | None = None
+
+
+def _table() -> dict[str, list]:
+    """What every regex of device-detector's lists needs, worked out once (~5 s) and kept in
+    the user's cache directory: pattern -> [[[needle, ...], ...], ...]."""
+    global _saved
+    if _saved is None:
+        path = table_path()
+        try:
+            with open(path, encoding="utf-8") as f:
+                _saved = json.load(f)
+        except (OSError, ValueError):
+            _saved = {pattern: [[sorted(clause) for clause in alternative]
+                                for alternative in needs(pattern)]
+                      for pattern in _patterns()}
+            with contextlib.suppress(OSError):  # not saved: worked out again next time
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path),
+                                                 delete=False, encoding="utf-8") as f:
+                    json.dump(_saved, f)
+                os.replace(f.name, path)
+        if not isinstance(_saved, dict):
+            _saved = {}
+    return _saved
+
+
+def _patterns() -> Iterator[str]:
+    """The patterns of the lists device-detector's parsers walk (brands with their models,
+    OSes, clients, bots)."""
+    done: set[tuple[str, ...]] = set()
+    parsers = [Parser]
+    while parsers:
+        parser = parsers.pop()
+        parsers.extend(parser.__subclasses__())
+        files = tuple(getattr(parser, "fixture_files", ()) or ())
+        if not files or files in done:
             continue
-        consider(frozenset(["".join(run)]) if run else None)
-        run = []
-        consider(_in_item(op, av))
-    consider(frozenset(["".join(run)]) if run else None)
-    return best
-
-
-def _in_item(op, av) -> Needles | None:
-    if op is sre.SUBPATTERN:
-        return _in_sequence(av[3])
-    if op is sre.ATOMIC_GROUP:
-        return _in_sequence(av)
-    if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
-        low, _, body = av
-        return _in_sequence(body) if low >= 1 else None
-    if op is sre.BRANCH:
-        union: set[str] = set()
-        for branch in av[1]:
-            needles = _in_sequence(branch)
-            if not needles:
-                return None  # this branch needs nothing
-            union |= needles
-        return frozenset(union)
-    # Anything else (a set, any character, an anchor, a lookaround, ...) needs no fixed text.
-    return None
+        done.add(files)
+        for entry in regex_list(files):
+            for lazy in [entry["regex"], *(model["regex"] for model in entry.get("models", ()))]:
+                yield object.__getattribute__(lazy, "pattern")
 
 
 _last: tuple[str | None, str | None] = (None, None)  # (text, its lower-case form if ASCII)
@@ -104,91 +122,153 @@ _last: tuple[str | None, str | None] = (None, None)  # (text, its lower-case for
 def _lowered(text: str) -> str | None:
     global _last
     last, lowered = _last
-    if last is not text:  # one user agent is checked by hundreds of regexes in a row
+    if last is not text:  # one text is checked by dozens of regexes in a row
         lowered = text.lower() if text.isascii() else None
         _last = (text, lowered)
     return lowered
 
 
 class Prefiltered:
-    """One of device-detector's lazily compiled regexes, searched only if the text holds one
-    of the strings every match needs. Those are worked out on the first search (parsing all
-    ~20,000 patterns up front would take ~3 s; most are never searched)."""
+    """A regex searched only if the text holds what every match needs (one string of each
+    clause). Worked out on first use: most of these regexes never are."""
 
-    __slots__ = ("lazy", "needles", "run")
+    __slots__ = ("lazy", "clauses")
 
     def __init__(self, lazy: RegexLazy) -> None:
         self.lazy = lazy
-        self.needles: tuple[str, ...] | None = None  # () once known: no pre-check possible
-        self.run = None  # the compiled regex's search, past RegexLazy's indirection
+        self.clauses: tuple[tuple[str, ...], ...] | None = None
 
     def search(self, text: str, *args):
         if not args and self._cannot_match(text):
             return None
-        run = self.run
-        if run is None:
-            run = self.run = self.lazy.search  # compiles it, as the library would now
-        return run(text, *args)
+        return self.lazy.search(text, *args)
 
-    def sub(self, repl: str, text: str):
-        """`regex.sub`, as the normalizer calls it: without a match, `text` comes back."""
-        if self._cannot_match(text):
+    def match(self, text: str, *args):
+        """A match at the start is a match: the same check holds."""
+        if not args and self._cannot_match(text):
+            return None
+        return self.lazy.match(text, *args)
+
+    def sub(self, repl: str, text: str, *args):
+        """Without a match, `regex.sub` gives `text` back."""
+        if not args and self._cannot_match(text):
             return text
-        return self.lazy.sub(repl, text)
+        return self.lazy.sub(repl, text, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self.lazy, name)  # anything else, unchecked
 
     def _cannot_match(self, text: str) -> bool:
-        needles = self.needles
-        if needles is None:
-            found = _needed(object.__getattribute__(self.lazy, "pattern"))  # not compiling it
-            needles = self.needles = () if found is None else tuple(sorted(found, key=len))
-        if not needles:
+        clauses = self.clauses
+        if clauses is None:
+            clauses = self.clauses = tuple(map(shortest, merged(needs_of(self.lazy))))
+        if not clauses:
             return False
         lowered = _lowered(text)
         if lowered is None:
             return False
-        for needle in needles:
-            if needle in lowered:
-                break
-        else:
-            return True
+        for clause in clauses:
+            for needle in clause:
+                if needle in lowered:
+                    break
+            else:
+                return True
         return False
 
 
-def _wrap(entries: list[dict]) -> int:
-    wrapped = 0
-    for entry in entries:
-        lazy = entry.get("regex")
-        # Not yet wrapped, and not VERBOSE (spaces in the pattern would then not be text).
-        if isinstance(lazy, RegexLazy) and not object.__getattribute__(lazy, "flags") & VERBOSE:
-            entry["regex"] = Prefiltered(lazy)
-            wrapped += 1
-    return wrapped
+class Index:
+    """A list of device-detector entries (dicts with a "regex" and maybe "models"), each
+    filed under the strings its regex needs."""
+
+    __slots__ = ("entries", "automaton", "always", "filed", "models")
+
+    def __init__(self, entries: list[dict]) -> None:
+        self.entries = entries
+        numbers: dict[str, int] = {}  # needle -> its number in the automaton
+        self.always: list[int] = []  # entries that need no text we know of
+        # needle number -> (entry, the other clauses of an alternative filed under it)
+        self.filed: dict[int, list[tuple[int, tuple[frozenset[int], ...]]]] = {}
+        for i, entry in enumerate(entries):
+            options = needs_of(entry["regex"])
+            if not all(options):
+                self.always.append(i)
+                continue
+            for alternative in options:  # none: it cannot match ASCII text
+                first, *rest = (frozenset(numbers.setdefault(n, len(numbers)) for n in clause)
+                                for clause in alternative)
+                for number in first:
+                    self.filed.setdefault(number, []).append((i, tuple(rest)))
+        self.automaton = AhoCorasick(list(numbers)) if numbers else None
+        self.models: dict[int, Index] = {}  # entry -> its models' index, once needed
+
+    def candidates(self, lowered: str) -> Iterator[dict]:
+        """The entries whose regex may match the text `lowered` is the lower case of, in
+        order; models too are only those that may match."""
+        found = set() if self.automaton is None else {
+            number for number, _, _ in
+            self.automaton.find_matches_as_indexes(lowered, overlapping=True)}
+        picked = set(self.always)
+        filed = self.filed
+        for number in found:
+            for i, rest in filed.get(number, ()):
+                if i not in picked and all(not found.isdisjoint(clause) for clause in rest):
+                    picked.add(i)
+        for i in sorted(picked):
+            entry = self.entries[i]
+            models = entry.get("models")
+            if models:
+                index = self.models.get(i)
+                if index is None:
+                    index = self.models[i] = Index(models)
+                entry = {**entry, "models": list(index.candidates(lowered))}
+            yield entry
 
 
-def _parsers(cls: type) -> list[type]:
-    found = []
-    for sub in cls.__subclasses__():
-        found.append(sub)
-        found.extend(_parsers(sub))
-    return found
+_indexes: dict[tuple[str, ...], Index] = {}
+_installed = False
 
 
-def install() -> int:
-    """Put the pre-check in front of every regex of the lists loaded through `regex_list` (the
-    brands with their models, OSes, clients, bots) and of the normalizer's; returns how many
-    were wrapped now. Not with a library version the proof was not run on."""
-    if device_detector.__version__ not in PROVEN:
-        return 0
-    wrapped, done = 0, set()
-    for parser in _parsers(Parser):
-        files = getattr(parser, "fixture_files", None)
-        if not files or tuple(files) in done:
+def _indexed_regex_list(parser: RegexLoader):
+    """`Parser.regex_list`, for this parser's user agent."""
+    files = parser.fixture_files
+    ua = parser.user_agent
+    # With client hints, Device._parse searches the hinted model too, not only the UA.
+    if not ua.isascii() or getattr(parser, "client_hints", None) is not None:
+        return regex_list(files)
+    index = _indexes.get(files)
+    if index is None:
+        index = _indexes[files] = Index(regex_list(files))
+    return index.candidates(ua.lower())
+
+
+def _wrap_module_regexes() -> int:
+    """Put a Prefiltered in place of each regex device-detector's modules hold (the same
+    regex imported in several modules gets the same one)."""
+    done: dict[int, Prefiltered] = {}
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] != "device_detector":
             continue
-        done.add(tuple(files))
-        entries = regex_list(tuple(files))
-        wrapped += _wrap(entries)
-        for entry in entries:
-            wrapped += _wrap(entry.get("models") or [])
-    # The normalizer's list (`is_worthless`, before every client parse): ~40 substitutions
-    # per user agent, ~135 us, most of them on text only a few odd user agents hold.
-    return wrapped + _wrap(normalized_regex_list(NORMALIZE_FIXTURE))
+        for attr, value in list(vars(module).items()):
+            if isinstance(value, RegexLazy):
+                if id(value) not in done:
+                    done[id(value)] = Prefiltered(value)
+                setattr(module, attr, done[id(value)])
+    return len(done)
+
+
+def install() -> bool:
+    """Make device-detector (already imported) search less; whether it was done (not with a
+    library version the proof was not run on)."""
+    global _installed
+    if device_detector.__version__ not in PROVEN:
+        return False
+    if _installed:
+        return True
+    _installed = True
+    RegexLoader.regex_list = property(_indexed_regex_list)
+    # The normalizer's ~40 substitutions run before every client parse.
+    for entry in normalized_regex_list(NORMALIZE_FIXTURE):
+        if isinstance(entry["regex"], RegexLazy):
+            entry["regex"] = Prefiltered(entry["regex"])
+    _wrap_module_regexes()
+    return True

@@ -6,8 +6,8 @@ headless browser, HTTP library, uptime monitor, or a real client) and, for real 
 device class, browser and OS exactly as Plausible stores them (lib/plausible/ingestion/event.ex:
 `screen_size`, `browser_name`, `browser_version`, `os_name`, `os_version`).
 
-A full parse costs ~4 ms per distinct UA once warm (~13 ms without importer/uaprefilter.py; the
-first one ~3 s: the database loads) and the library does not cache, so `UserAgentClassifier`
+A full parse costs ~1 ms per distinct UA once warm (~13 ms without importer/uaprefilter.py; the
+first one ~0.5 s: the database loads) and the library does not cache, so `UserAgentClassifier`
 caches per UA, spreads a batch of misses over worker processes, and exports its cache to
 importer/uacache.py, which keeps it between runs. The library (importer/uadetect.py) is
 imported only when a user agent is new.
@@ -62,7 +62,7 @@ UNKNOWN = UserAgentInfo()
 BOT = UserAgentInfo(kind="bot")  # Matomo stops at a bot and reports nothing else about it
 
 def detect(ua: str) -> UserAgentInfo:
-    """Classify one User-Agent (uncached: ~4 ms; the first call loads the database, ~3 s).
+    """Classify one User-Agent (uncached: ~1 ms; the first call loads the database, ~0.5 s).
     An empty UA is unknown, not a bot."""
     if not ua:
         return UNKNOWN
@@ -72,7 +72,7 @@ def detect(ua: str) -> UserAgentInfo:
 
 
 def detect_kind(ua: str) -> str:
-    """`detect(ua).kind` for ~1/12 of the cost: skips the OS and device databases."""
+    """`detect(ua).kind` for ~1/3 of the cost: skips the OS and device databases."""
     if not ua:
         return ""
     from .uadetect import detect_kind as kind_only
@@ -114,19 +114,24 @@ class UserAgentClassifier:
         self._key = key
         self._cache: dict[str, UserAgentInfo] = {}
         self._stored: dict[Hashable, tuple] = {}  # imported rows, not yet asked for
-        self._kinds: dict[str, str] = {}
+        self._kinds: dict[str, str | UserAgentInfo] = {}  # see `kinds`
+        self.full_kinds = False  # see `kind`
         self._pool: ProcessPoolExecutor | None = None
         self._shutdown: weakref.finalize | None = None  # stops the pool, at most once
 
     def known(self, ua: str) -> UserAgentInfo | None:
         """The classification of `ua` if it is known (found here, or imported), else None."""
         info = self._cache.get(ua)
-        if info is None and self._stored:
-            key = self._key(ua)
-            row = self._stored.get(key)
-            if row is not None and len(row) == N_FIELDS:  # not a kind-only row
-                del self._stored[key]
-                info = self._cache[ua] = UserAgentInfo(*row)
+        if info is None:
+            found = self._kinds.get(ua)
+            if isinstance(found, UserAgentInfo):  # classified fully by `kind`
+                return found
+            if self._stored:
+                key = self._key(ua)
+                row = self._stored.get(key)
+                if row is not None and len(row) == N_FIELDS:  # not a kind-only row
+                    del self._stored[key]
+                    info = self._cache[ua] = UserAgentInfo(*row)
         return info
 
     def remember(self, ua: str, info: UserAgentInfo) -> None:
@@ -140,28 +145,30 @@ class UserAgentClassifier:
         return info
 
     def kind(self, ua: str) -> str:
-        """Only the kind (what a filter needs when sending): ~0.7 ms per new UA instead of ~4."""
+        """Only the kind (what a filter needs when sending): ~0.35 ms per new UA instead of
+        ~1. With `full_kinds`, the full classification all the same: an export needs it
+        anyway, and this way it is made once, where the user agent is first met (a parse
+        worker; it shares `kinds`), not again in importer/lookups.py's workers."""
         info = self._cache.get(ua)
         if info is not None:
             return info.kind
-        kind = self._kinds.get(ua)
-        if kind is None:
+        found = self._kinds.get(ua)
+        if found is None:
             row = self._stored.pop(self._key(ua), None) if self._stored else None
-            if row is None:
-                kind = detect_kind(ua)
+            if row is not None:
+                found = row[0] if len(row) != N_FIELDS else UserAgentInfo(*row)
             else:
-                kind = row[0]
-                if len(row) == N_FIELDS:
-                    self._cache[ua] = UserAgentInfo(*row)
+                found = self._detect(ua) if self.full_kinds else detect_kind(ua)
             # Also when imported: parse workers pass it on to the main process, which then
             # counts it as used when the cache is saved.
-            self._kinds[ua] = kind
-        return kind
+            self._kinds[ua] = found
+        return found if isinstance(found, str) else found.kind
 
     @property
-    def kinds(self) -> dict[str, str]:
-        """The kind-only cache, UA -> kind, shared as is by parse workers (importer/parallel.py)
-        so that one worker's findings spare the others the same ~1 ms lookups."""
+    def kinds(self) -> dict[str, str | UserAgentInfo]:
+        """UA -> its kind, or its UserAgentInfo where a full one was made or imported: shared
+        as is by parse workers (importer/parallel.py) so that one worker's findings spare the
+        others the same lookups."""
         return self._kinds
 
     def classify_many(self, uas: Iterable[str]) -> dict[str, UserAgentInfo]:
@@ -206,7 +213,8 @@ class UserAgentClassifier:
         fields, or just (kind,) where only the kind was needed. Imported rows never asked for
         are left out: the store they came from still has them."""
         key = self._key
-        rows = {key(ua): (kind,) for ua, kind in self._kinds.items() if ua not in self._cache}
+        rows = {key(ua): (found,) if isinstance(found, str) else astuple(found)
+                for ua, found in self._kinds.items() if ua not in self._cache}
         rows.update((key(ua), astuple(info)) for ua, info in self._cache.items())
         return rows
 

@@ -1,61 +1,120 @@
-"""importer/uaprefilter.py: the strings a regex needs, and searches that skip only sure misses.
-(The whole proof, on ~43,000 user agents: tests/bench/prove_uaprefilter.py.)"""
+"""importer/uaneeds.py and importer/uaprefilter.py: the text a regex needs, and lists walked
+through only where a match is possible. (The whole proof, on ~43,000 user agents:
+tests/bench/prove_uaprefilter.py.)"""
 from __future__ import annotations
 
 import pytest
+from device_detector.lazy_regex import RegexLazyIgnore
 from device_detector.parser.client.browser import Browser
+from device_detector.parser.device.device import Device
 from device_detector.parser.operating_system import OS
 from device_detector.settings import BOUNDED_REGEX
 from device_detector.yaml_loader import normalized_regex_list, regex_list
 
-from importer import uadetect  # noqa: F401 - installs the pre-check
-from importer.uaprefilter import NORMALIZE_FIXTURE, Prefiltered, _needed
+from importer import uadetect  # noqa: F401 - installs the pre-checks
+from importer.uaneeds import merged, needs, shortest
+from importer.uaprefilter import NORMALIZE_FIXTURE, Index, Prefiltered
 from tests.test_useragents import CASES
 
 
-@pytest.mark.parametrize(("pattern", "needles"), [
-    (BOUNDED_REGEX.format(r"SM-G\d+"), {"sm-g"}),  # the bounded prefix needs nothing
-    (r"(?:Pixel|Nexus) 5", {"pixel", "nexus"}),  # the longer of what a sequence needs
-    (r"Firefox(?:/(\d+))?", {"firefox"}),
-    (r"(?:Opera Mini|OPiOS)/(\d+)", {"pera mini", "pios"}),  # `re` factors out the "O"
-    (r"(?:ab){2,}cd", {"ab"}),  # a repeat that must happen once
-    (r"Silk(?:-Accelerated)?", {"silk"}),
-    (r"x(?:foo|)", None),  # a branch that needs nothing; "x" alone is too short
-    (r"(?:abc)?", None),
-    ("(?:Kindle|\u212aindle)", None),  # not ASCII: case folding reaches across
-    (r"(?:Kindle|\u212aindle)", {"kindle", "indle"}),  # the escape is no ASCII letter either
-    (r"Kindle{e<=1}", None),  # fuzzy matching in `regex`, literal text to `re`
-    (r"[[:alpha:]]+Kindle", None),  # a POSIX class in `regex`
-    (r"\p{L}+Kindle", None),  # `re` cannot parse it
+def _as_sets(found) -> set[frozenset[frozenset[str]]]:
+    return {frozenset(alternative) for alternative in found}
+
+
+def _one(*clauses: set[str]) -> frozenset[frozenset[str]]:
+    return frozenset(frozenset(clause) for clause in clauses)
+
+
+ANY = {_one()}  # nothing known: one alternative that needs nothing
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    (BOUNDED_REGEX.format(r"SM-G\d+"), {_one({"sm-g"})}),  # the bounded prefix needs nothing
+    (r"(?:Pixel|Nexus) 5", {_one({"pixel 5", "nexus 5"})}),  # a run spelled out
+    (r"iPhone[ _]?8", {_one({"iphone8", "iphone 8", "iphone_8"})}),
+    (r"Firefox(?:/(\d+))?", {_one({"firefox"})}),
+    (r"Android.*V3[67]0|Opera", {_one({"android"}, {"v360", "v370"}), _one({"opera"})}),
+    (r"One ?[XE]+\)", {_one({"onex", "one x", "onee", "one e"}, {"x)", "e)"})}),  # x+ ends in x
+    (r"(?<!like )iPad", {_one({"ipad"})}),  # a lookbehind matches no text
+    (r"x(?:foo|)", ANY),  # a branch that needs nothing; "x" alone is too short
+    (r"(?:abc)?", ANY),
+    ("\u212aindle|Nook", {_one({"kindle", "nook"})}),  # KELVIN SIGN matches "k"
+    ("Stra\u00dfe", {_one({"stra"})}),  # "ß" may match "ss": not spelled
+    ("Red Star|\ubd89\uc740\ubcc4", {_one({"red star"})}),  # Hangul matches no ASCII
+    ("\ubd89\uc740\ubcc4", set()),  # no match in ASCII text at all
+    (r"Kindle{e<=1}", ANY),  # fuzzy matching in `regex`, literal text to `re`
+    (r"[[:alpha:]]+Kindle", ANY),  # a POSIX class in `regex`
+    (r"\p{L}+Kindle", ANY),  # `re` cannot parse it
 ])
-def test_what_a_pattern_needs(pattern: str, needles: set[str] | None) -> None:
-    assert _needed(pattern) == (None if needles is None else frozenset(needles))
+def test_what_a_pattern_needs(pattern: str, expected: set) -> None:
+    assert _as_sets(needs(pattern)) == expected
 
 
-SAMPLES = [case[0] for case in CASES if case[0]] + [
+def test_merged_and_shortest():
+    found = needs(r"Android.*V3[67]0|Opera")
+    assert _as_sets([merged(found)]) == {_one({"android", "opera"}, {"v360", "v370", "opera"})}
+    assert merged(needs(r"x(?:foo|)")) == ()
+    assert merged(needs("\ubd89")) == (frozenset(),)  # a clause no text satisfies
+    assert shortest(frozenset({"abc", "ab", "xabz", "q1"})) == ("ab", "q1")
+
+
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15"
+          " (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1")
+KELVIN = "Mozilla/5.0 (\u212aindle; Android 4.4) Silk/3.0"  # not ASCII: searched as before
+SAMPLES = [case[0] for case in CASES if case[0]] + [IPHONE, KELVIN,
     "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko)"
     " Chrome/124.0 Mobile Safari/537.36",
     "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
     "Opera/9.80 (J2ME/MIDP; Opera Mini/9.80 (S60; SymbOS; Opera Mobi/23.348; U; en) Presto/2.5",
-    "Mozilla/5.0 (\u212aindle; Android 4.4) Silk/3.0",  # not ASCII: searched as before
+    "Mozilla/5.0 (X11; U; Linux i686; ko-KP; rv: 19.1br) Gecko/20130508 Fedora/1.9.1-2.5.rs3.0"
+    " NaenaraBrowser/3.5b4",  # Red Star OS
     "Dalvik/2.1.0 (Linux; U; Android 9; ÄÖÜ Build/PPR1)",
 ]
 
 
-@pytest.mark.parametrize("parser", [OS, Browser])
-def test_each_wrapped_regex_finds_what_it_found_before(parser: type) -> None:
-    entries = regex_list(tuple(parser.fixture_files))
-    wrapped = [entry["regex"] for entry in entries if isinstance(entry["regex"], Prefiltered)]
-    assert len(wrapped) == len(entries)
+def _lazy(regex):
+    return regex.lazy if isinstance(regex, Prefiltered) else regex
+
+
+def _brands(*names: str) -> list[dict]:
+    return [e for e in regex_list(tuple(Device.fixture_files)) if str(e.get("brand")) in names]
+
+
+@pytest.mark.parametrize("entries", [
+    regex_list(tuple(OS.fixture_files)),
+    regex_list(tuple(Browser.fixture_files)),
+    _brands("Apple", "Samsung", "Xiaomi", "HTC", "Acer"),  # all 2,000 brands: seconds to compile
+], ids=["OS", "Browser", "brands"])
+def test_an_index_leaves_out_only_entries_that_cannot_match(entries: list[dict]) -> None:
+    index = Index(entries)
+    assert len(index.always) < 0.01 * len(entries)  # nearly all of them are filed
     for ua in SAMPLES:
-        for fast in wrapped:
-            found, before = fast.search(ua), fast.lazy.search(ua)
-            assert (found and found.span()) == (before and before.span()), (ua, fast.needles)
-    checked = sum(bool(fast.needles) for fast in wrapped)
-    assert checked > 0.9 * len(wrapped)  # nearly all of them have a pre-check
+        if not ua.isascii():
+            continue
+        picked = list(index.candidates(ua.lower()))
+        # the same dicts (but for the models), in the same order
+        assert [e["regex"] for e in picked] == [e["regex"] for e in entries
+                                                if any(p["regex"] is e["regex"] for p in picked)]
+        kept = {id(e["regex"]) for e in picked}
+        for entry in entries:
+            if _lazy(entry["regex"]).search(ua) is not None:
+                assert id(entry["regex"]) in kept, (ua, entry)
+        for entry in picked:
+            models = {id(m["regex"]) for m in entry.get("models", [])}
+            for model in next(e for e in entries if e["regex"] is entry["regex"]).get(
+                    "models", []):
+                if model["regex"].search(ua) is not None:
+                    assert id(model["regex"]) in models, (ua, model)
+    assert len(list(index.candidates(IPHONE.lower()))) < 0.5 * len(entries)
 
 
-def test_each_normalizer_substitution_gives_what_it_gave_before():
+def test_lists_are_walked_through_the_index_for_ascii_user_agents_only():
+    entries = regex_list(tuple(OS.fixture_files))
+    assert len(list(OS(IPHONE, None).regex_list)) < len(entries)
+    assert OS(KELVIN, None).regex_list is entries
+
+
+def test_prefiltered_searches_and_substitutions_answer_as_before():
     entries = normalized_regex_list(NORMALIZE_FIXTURE)
     wrapped = [(entry["regex"], entry["groups"]) for entry in entries]
     assert all(isinstance(fast, Prefiltered) for fast, _ in wrapped)
@@ -63,6 +122,13 @@ def test_each_normalizer_substitution_gives_what_it_gave_before():
            "AVGINET16-WV99X1 extra", "Foo - 1.2", "iphone/1.0 CFNetwork/1.2 Darwin"]
     for ua in SAMPLES + odd:
         for fast, groups in wrapped:
-            assert fast.sub(groups, ua) == fast.lazy.sub(groups, ua), (ua, fast.needles)
+            assert fast.sub(groups, ua) == fast.lazy.sub(groups, ua), (ua, fast.clauses)
     assert all(any(fast.sub(groups, ua) != ua for fast, groups in wrapped) for ua in odd)
-    assert sum(bool(fast.needles) for fast, _ in wrapped) > 0.6 * len(wrapped)
+    assert sum(bool(fast.clauses) for fast, _ in wrapped) > 0.6 * len(wrapped)
+    fragment = Prefiltered(RegexLazyIgnore(r"Android( [.0-9]+)?; Tablet;"))
+    for ua in SAMPLES + ["Mozilla/5.0 (Linux; Android 4.4; Tablet; rv:41.0) Gecko/41.0"]:
+        for method in ("search", "match"):
+            found = getattr(fragment, method)(ua)
+            before = getattr(fragment.lazy, method)(ua)
+            assert (found and found.span()) == (before and before.span())
+    assert fragment.findall("Android; Tablet;") == [""]  # other methods: the regex's own

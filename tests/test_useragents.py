@@ -1,6 +1,8 @@
 """importer/useragents.py against real User-Agent strings and the real device-detector database."""
 from __future__ import annotations
 
+from dataclasses import astuple
+
 import pytest
 
 from importer import useragents
@@ -124,6 +126,30 @@ def test_kind_alone_skips_the_full_detector(counted: list[str]) -> None:
     clf = UserAgentClassifier(detect_fn=counting_detect)
     assert [clf.kind(ua) for ua in ("curl/8.5.0", HEADLESS_CHROME)] == ["library", "headless"]
     assert counted == []  # the full detector was never needed
+
+
+def test_an_open_agent_lookup_has_kinds_classified_fully(counted: list[str]) -> None:
+    """While an export's AgentLookup is open, the bot filter's `kind` makes the full
+    classification (in the parse workers, which share `kinds` with the main process), so the
+    lookup finds each user agent known instead of classifying it again in its own workers."""
+    from importer.lookups import AgentLookup
+
+    clf = UserAgentClassifier(detect_fn=counting_detect)
+    agents = AgentLookup(workers=2, cache=clf)
+    assert clf.kind("curl/8.5.0") == "library" and clf.kind(IPHONE_SAFARI) == ""
+    assert counted == ["curl/8.5.0", IPHONE_SAFARI]
+    learned = UserAgentClassifier(detect_fn=counting_detect)  # the main process
+    learned.kinds.update(clf.kinds)  # as importer/parallel.py passes them on
+    main = AgentLookup(workers=2, cache=learned)
+    main.want(IPHONE_SAFARI)
+    assert main.ready(IPHONE_SAFARI) and main._pool is None  # known: no worker started
+    assert main.get(IPHONE_SAFARI) == detect(IPHONE_SAFARI)
+    assert learned.export_cache()[useragents.ua_key("curl/8.5.0")] == astuple(
+        detect("curl/8.5.0"))
+    main.close()
+    agents.close()
+    assert clf.kind(ANDROID_CHROME) == ""
+    assert counted == ["curl/8.5.0", IPHONE_SAFARI]  # closed: the kind alone again
 
 
 def test_classify_many_in_workers_equals_sequential(counted: list[str]) -> None:
