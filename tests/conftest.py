@@ -21,3 +21,12 @@ def private_state_home(tmp_path_factory, monkeypatch) -> None:
     """Runs without --state keep their checkpoint under $XDG_STATE_HOME: point it at a temp
     dir so tests never read or leave state in the user's own ~/.local/state."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache_home(tmp_path_factory) -> Iterator[None]:
+    """The user-agent pattern index (importer/uaprefilter.py) is kept under $XDG_CACHE_HOME:
+    made once per test session in a temp dir, never in the user's own ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
+        yield
