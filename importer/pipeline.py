@@ -11,7 +11,7 @@ import itertools
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
@@ -23,6 +23,7 @@ from .events import Event, Origin
 from .filters import FilterChain
 from .follow import Follower
 from .parallel import Workers
+from .prefilter import BATCH_LINES, MIN_LINES, Prefilter
 from .sources import Line, Source, expand_inputs, open_source
 from .state import DUPLICATE, Checkpoint, Cursor, Position
 from .summary import MALFORMED_SHOWN, Counters
@@ -61,6 +62,9 @@ class Pipeline:
     # Per-event work for the sink that may be done ahead, in the parse workers when there are
     # some (delivery.encode_request: the request's body and headers).
     prepare: Callable[[Event], None] | None = None
+    # The chunk pre-filter of the last parser examined with (prefilter.py), made on first use.
+    _prefilter: tuple[Parser | None, Prefilter | None] = field(default=(None, None), init=False,
+                                                               repr=False)
 
     def run(self) -> Counters:
         started = time.monotonic()
@@ -130,12 +134,14 @@ class Pipeline:
 
     def _read(self, source: Source, lines, parser: Parser, cursor: Cursor | None, bar) -> None:
         counters = self.counters
-        examine, settle, keyed = self._examine, self._settle, cursor is not None
+        settle, keyed = self._settle, cursor is not None
         last_position = 0
-        for line in lines:
+        batches = iter(lambda: list(itertools.islice(lines, BATCH_LINES)), [])
+        examined = (found for batch in batches
+                    for found in self._examine_lines(source, batch, parser, keyed))
+        for line, found in examined:
             # Each line into exactly one bucket (or its event to the sink): the hot loop.
             counters.lines_read += 1
-            found = examine(source, line, parser, keyed)
             if found is not None:
                 settle(cursor, *found, line.text)
             if keyed:
@@ -149,6 +155,30 @@ class Pipeline:
                 break
         if bar is not None:
             bar.update(source.position - last_position)
+
+    def _examine_lines(self, source: Source, lines: list[Line], parser: Parser, keyed: bool
+                       ) -> Iterator[tuple[Line, tuple[Event, bytes, float | None] | None]]:
+        """`_examine` on consecutive lines, in order: those the chunk pre-filter is sure of
+        are counted under its reason as `_examine` would count them, the others examined."""
+        examine = self._examine
+        prefilter = self._prefilter_for(parser)
+        if prefilter is None or len(lines) < MIN_LINES:
+            for line in lines:
+                yield line, examine(source, line, parser, keyed)
+            return
+        count = self.counters.filter
+        for line, reason in zip(lines, prefilter.reasons([line.text for line in lines]),
+                                strict=True):
+            if reason is None:
+                yield line, examine(source, line, parser, keyed)
+            else:
+                count(reason, line.text)
+                yield line, None
+
+    def _prefilter_for(self, parser: Parser) -> Prefilter | None:
+        if self._prefilter[0] is not parser:
+            self._prefilter = (parser, Prefilter.make(parser, self.filters))
+        return self._prefilter[1]
 
     def _examine(self, source: Source, line: Line, parser: Parser, keyed: bool
                  ) -> tuple[Event, bytes, float | None] | None:
