@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from parsers.base import ParseError, Parser, SkipLine
 from parsers.registry import SNIFF_LINES, UnknownFormat, detect, explain_failure, get_parser
@@ -23,11 +23,20 @@ from .events import Event, Origin
 from .filters import FilterChain
 from .follow import Follower
 from .parallel import Workers
-from .prefilter import BATCH_LINES, MIN_LINES, Prefilter
 from .sources import Line, Source, expand_inputs, open_source
 from .state import DUPLICATE, Checkpoint, Cursor, Position
 from .summary import MALFORMED_SHOWN, Counters
 from .transform import EventBuilder, MalformedRecord
+
+if TYPE_CHECKING:
+    from .prefilter import Prefilter
+
+BATCH_LINES = 4096  # lines read in-process are examined so many at a time (prefilter.py)
+MIN_LINES = 64  # fewer are not worth the pre-filter's start-up cost per batch
+# The pre-filter loads pyarrow (~0.7 s): only worth it for a big file (on disk), or in a run
+# that has read many lines.
+PREFILTER_BYTES = 16 << 20
+PREFILTER_AFTER = 100_000
 
 
 class Sink(Protocol):
@@ -161,8 +170,11 @@ class Pipeline:
         """`_examine` on consecutive lines, in order: those the chunk pre-filter is sure of
         are counted under its reason as `_examine` would count them, the others examined."""
         examine = self._examine
-        prefilter = self._prefilter_for(parser)
-        if prefilter is None or len(lines) < MIN_LINES:
+        prefilter = None
+        if len(lines) >= MIN_LINES and (source.size >= PREFILTER_BYTES
+                                        or self.counters.lines_read >= PREFILTER_AFTER):
+            prefilter = self._prefilter_for(parser)
+        if prefilter is None:
             for line in lines:
                 yield line, examine(source, line, parser, keyed)
             return
@@ -177,6 +189,8 @@ class Pipeline:
 
     def _prefilter_for(self, parser: Parser) -> Prefilter | None:
         if self._prefilter[0] is not parser:
+            from .prefilter import Prefilter
+
             self._prefilter = (parser, Prefilter.make(parser, self.filters))
         return self._prefilter[1]
 

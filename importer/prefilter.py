@@ -34,8 +34,6 @@ from parsers.records import OPAQUE, int_or_none
 
 from .filters import NEEDS_RECORD, FilterChain, PageRule
 
-BATCH_LINES = 4096  # lines looked at together when read in-process (a worker: its chunk's)
-MIN_LINES = 64  # fewer lines than this are not worth Arrow's start-up cost per batch
 # The record fields PageRule reads, and the format targets that fill them.
 KEY_TARGETS = frozenset(("request", "method", "uri", "path", "query", "status", "content_type"))
 _UNSURE = object()  # a set of fields whose lines stay on the per-line path

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from importer import parallel, pipeline, prefilter
+from importer import parallel, pipeline
 from importer.filters import FilterChain, PageRule, SameSite, UserAgentRule
 from importer.pipeline import Pipeline
 from importer.prefilter import Prefilter, re2_pattern
@@ -107,7 +107,7 @@ def run(paths: list[Path], *, fast: bool, workers: int = 1, fmt: str | None = No
 @pytest.fixture
 def small_batches(monkeypatch):
     """Batches cut anywhere, chunks too, so that a file of a few thousand lines has many."""
-    monkeypatch.setattr(prefilter, "MIN_LINES", 1)
+    monkeypatch.setattr(pipeline, "PREFILTER_AFTER", 0)
     monkeypatch.setattr(pipeline, "MIN_LINES", 1)
     monkeypatch.setattr(pipeline, "BATCH_LINES", 97)
     monkeypatch.setattr(parallel, "MIN_BYTES", 0)
