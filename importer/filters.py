@@ -32,7 +32,7 @@ SPECIAL_PATHS = frozenset(("/robots.txt", "/favicon.ico"))
 PAGE_CONTENT_TYPES = ("text/html", "application/xhtml+xml")
 NON_HUMAN_KINDS = frozenset(("bot", "headless", "library", "monitor"))
 
-NEEDS_RECORD = "download"  # PageRule's kind of target that the whole record decides about
+_DOWNLOAD = "download"  # PageRule's kind of target that the record decides about
 
 Rule = Callable[[LogRecord], str | None]
 Classify = Callable[[str], str]  # user agent -> kind: "bot", "headless", "library", "monitor", ""
@@ -60,38 +60,33 @@ class PageRule:
         self._targets: dict[str, str] = {}
 
     def __call__(self, record: LogRecord) -> str | None:
-        why = self.verdict(record.method, record.status, record.uri, record.content_type)
-        return self._download(record) if why == NEEDS_RECORD else why
-
-    def verdict(self, method: str | None, status: int | None, uri: str | None,
-                content_type: str | None) -> str | None:
-        """The rule on the fields it reads for every record: a reason, None for a page, or
-        NEEDS_RECORD for a tracked download, which the rest of the record decides about.
-        The chunk pre-filter (prefilter.py) calls it once per distinct set of these fields."""
+        method = record.method
         if method != "GET":
             return "bad_request" if method is None else "method"
+        status = record.status
         if status is not None and not (200 <= status < 300 or status == 304) and not (
                 status == 404 and self.track_404):
             return "status"
-        uri = uri or "/"
+        uri = record.uri or "/"
         kind = self._targets.get(uri)
         if kind is None:
             kind = remember(self._targets, uri, self._kind(uri))
         if kind:
-            return kind
+            return self._download(record) if kind == _DOWNLOAD else kind
+        content_type = record.content_type
         if content_type is not None and not content_type.lower().startswith(PAGE_CONTENT_TYPES):
             return "content_type"
         return None
 
     def _kind(self, uri: str) -> str:
-        """The reason a target is not a page, NEEDS_RECORD for a tracked download, "" for a page."""
+        """The reason a target is not a page, _DOWNLOAD for a tracked download, "" for a page."""
         path = path_of(uri)
         if path in SPECIAL_PATHS or path.startswith("/.well-known/"):
             return "special_path"
         extension = extension_of(path)
         if extension:
             if self.track_downloads and extension in DOWNLOAD_EXTENSIONS:
-                return NEEDS_RECORD
+                return _DOWNLOAD
             if extension.lower() in ASSET_EXTENSIONS:
                 return "asset"
         return ""

@@ -30,7 +30,6 @@ import queue
 import signal
 import traceback
 from collections import Counter, deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import TYPE_CHECKING, NamedTuple
@@ -44,7 +43,6 @@ from .summary import MALFORMED_SHOWN, Counters
 if TYPE_CHECKING:
     from .cursor import Cursor
     from .pipeline import Pipeline
-    from .prefilter import Prefilter
 
 MIN_BYTES = 32 << 20  # decompressed bytes (estimated) below which a file is read in-process
 COMPRESSION_RATIO = 10  # a guess at how much compressed files grow, for MIN_BYTES
@@ -375,19 +373,15 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
     counters = pipeline.counters
     before = _snapshot(counters)
     source = Source(info.name, None)
-    keyed, texts = info.keyed, info.texts
+    examine, keyed, texts = pipeline._examine, info.keyed, info.texts
     interned: dict = {}  # repeated strings and header lines pickle once per chunk
     intern = interned.setdefault
     candidates = []
-    prefilter = pipeline._prefilter_for(parser)
-    if prefilter is not None and not counters.explain and chunk.plain():
-        count, examined = _prefiltered(pipeline, source, parser, keyed, prefilter, chunk)
-    else:
-        lines = chunk.lines()
-        count, examined = len(lines), _with_begins(
-            chunk.start, pipeline._examine_lines(source, lines, parser, keyed))
-    counters.lines_read += count
-    for begin, line, found in examined:
+    begin = chunk.start
+    lines = chunk.lines()
+    counters.lines_read += len(lines)
+    for line in lines:
+        found = examine(source, line, parser, keyed)
         if found is not None:
             event, key, when = found
             event.user_agent = intern(event.user_agent, event.user_agent)
@@ -397,49 +391,8 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
                 wire = (wire[0], [intern(h, h) for h in wire[1]])
             candidates.append((_event_values(event), wire, line.lineno, begin, line.end, key,
                                when, line.text if texts else None))
-    return candidates, _delta(before, counters), malformed.take(), count
-
-
-def _with_begins(begin: int, examined: Iterator[tuple]) -> Iterator[tuple]:
-    for line, found in examined:
-        yield begin, line, found
         begin = line.end
-
-
-def _prefiltered(pipeline: Pipeline, source: Source, parser: Parser, keyed: bool,
-                 prefilter: Prefilter, chunk: Chunk) -> tuple[int, Iterator[tuple]]:
-    """A plain chunk through the pre-filter: the lines it is sure of are counted at once, by
-    reason, and only the others are made into `Line`s and examined; as (offset where the
-    line begins, line, what `_examine` found)."""
-    reasons, ends = prefilter.chunk_reasons(chunk.data)
-    decided: dict[str, list[int]] = {}  # reason -> [first line, lines]
-    for index, reason in enumerate(reasons):
-        if reason is not None:
-            if reason in decided:
-                decided[reason][1] += 1
-            else:
-                decided[reason] = [index, 1]
-    return len(reasons), _examined(pipeline, source, parser, keyed, chunk, reasons, ends,
-                                   decided)
-
-
-def _examined(pipeline: Pipeline, source: Source, parser: Parser, keyed: bool, chunk: Chunk,
-              reasons: list, ends: list[int], decided: dict[str, list[int]]) -> Iterator[tuple]:
-    filtered, examine = pipeline.counters.filtered, pipeline._examine
-    # Reasons new to the counters enter them in the order they first occur, among those of
-    # the lines examined, as counting line by line would (the summary's order on ties).
-    new = deque((first, reason) for reason, (first, _) in decided.items()
-                if reason not in filtered)
-    for index, reason in enumerate(reasons):
-        if reason is not None:
-            continue
-        while new and new[0][0] < index:
-            filtered[new.popleft()[1]] += 0
-        begin = ends[index - 1] if index else 0
-        line = chunk.line(index, begin, ends[index])
-        yield chunk.start + begin, line, examine(source, line, parser, keyed)
-    for reason, (_, lines) in decided.items():
-        filtered[reason] += lines
+    return candidates, _delta(before, counters), malformed.take(), len(lines)
 
 
 class _Malformed:

@@ -11,9 +11,9 @@ import itertools
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, Protocol
 
 from parsers.base import ParseError, Parser, SkipLine
 from parsers.registry import SNIFF_LINES, UnknownFormat, detect, explain_failure, get_parser
@@ -28,16 +28,6 @@ from .sources import Line, Source, expand_inputs, open_source
 from .state import Checkpoint
 from .summary import MALFORMED_SHOWN, Counters
 from .transform import EventBuilder, MalformedRecord
-
-if TYPE_CHECKING:
-    from .prefilter import Prefilter
-
-BATCH_LINES = 4096  # lines read in-process are examined so many at a time (prefilter.py)
-MIN_LINES = 64  # fewer are not worth the pre-filter's start-up cost per batch
-# The pre-filter loads pyarrow (~0.7 s): only worth it for a big file (on disk), or in a run
-# that has read many lines.
-PREFILTER_BYTES = 16 << 20
-PREFILTER_AFTER = 100_000
 
 
 class Sink(Protocol):
@@ -72,9 +62,6 @@ class Pipeline:
     # Per-event work for the sink that may be done ahead, in the parse workers when there are
     # some (delivery.encode_request: the request's body and headers).
     prepare: Callable[[Event], None] | None = None
-    # The chunk pre-filter of the last parser examined with (prefilter.py), made on first use.
-    _prefilter: tuple[Parser | None, Prefilter | None] = field(default=(None, None), init=False,
-                                                               repr=False)
 
     def run(self) -> Counters:
         started = time.monotonic()
@@ -144,14 +131,12 @@ class Pipeline:
 
     def _read(self, source: Source, lines, parser: Parser, cursor: Cursor | None, bar) -> None:
         counters = self.counters
-        settle, keyed = self._settle, cursor is not None
+        examine, settle, keyed = self._examine, self._settle, cursor is not None
         last_position = 0
-        batches = iter(lambda: list(itertools.islice(lines, BATCH_LINES)), [])
-        examined = (found for batch in batches
-                    for found in self._examine_lines(source, batch, parser, keyed))
-        for line, found in examined:
+        for line in lines:
             # Each line into exactly one bucket (or its event to the sink): the hot loop.
             counters.lines_read += 1
+            found = examine(source, line, parser, keyed)
             if found is not None:
                 settle(cursor, *found, line.text)
             if keyed:
@@ -165,35 +150,6 @@ class Pipeline:
                 break
         if bar is not None:
             bar.update(source.position - last_position)
-
-    def _examine_lines(self, source: Source, lines: list[Line], parser: Parser, keyed: bool
-                       ) -> Iterator[tuple[Line, tuple[Event, bytes, float | None] | None]]:
-        """`_examine` on consecutive lines, in order: those the chunk pre-filter is sure of
-        are counted under its reason as `_examine` would count them, the others examined."""
-        examine = self._examine
-        prefilter = None
-        if len(lines) >= MIN_LINES and (source.size >= PREFILTER_BYTES
-                                        or self.counters.lines_read >= PREFILTER_AFTER):
-            prefilter = self._prefilter_for(parser)
-        if prefilter is None:
-            for line in lines:
-                yield line, examine(source, line, parser, keyed)
-            return
-        count = self.counters.filter
-        for line, reason in zip(lines, prefilter.reasons([line.text for line in lines]),
-                                strict=True):
-            if reason is None:
-                yield line, examine(source, line, parser, keyed)
-            else:
-                count(reason, line.text)
-                yield line, None
-
-    def _prefilter_for(self, parser: Parser) -> Prefilter | None:
-        if self._prefilter[0] is not parser:
-            from .prefilter import Prefilter
-
-            self._prefilter = (parser, Prefilter.make(parser, self.filters))
-        return self._prefilter[1]
 
     def _examine(self, source: Source, line: Line, parser: Parser, keyed: bool
                  ) -> tuple[Event, bytes, float | None] | None:

@@ -56,23 +56,11 @@ class Chunk:
     start: int  # offset of its first byte in the decompressed stream
     end: int
 
-    def plain(self) -> bool:
-        """ASCII without CR or NUL: each line is the bytes before its newline, as they are."""
-        data = self.data
-        return data.isascii() and b"\r" not in data and b"\x00" not in data
-
-    def line(self, index: int, begin: int, end: int) -> Line:
-        """The line `index` of a plain chunk, at data[begin:end] (its newline included)."""
-        text = self.data[begin:end].decode("ascii")
-        last = end == len(self.data)
-        return Line(self.lineno + index + 1, self.end if last else self.start + end,
-                    text[:-1] if text.endswith("\n") else text)
-
     def lines(self) -> list[Line]:
         data = self.data
         lineno, end = self.lineno, self.start
         out = []
-        if self.plain():
+        if data.isascii() and b"\r" not in data and b"\x00" not in data:
             texts = data.decode("ascii").split("\n")  # the common case, decoded at once
             if data.endswith(b"\n"):
                 texts.pop()
