@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
-from parsers.base import LogRecord
+from parsers.base import LogRecord, remember
 
 from .clientip import BadAddress, ClientIpResolver
 from .events import Event, Origin
@@ -74,6 +74,7 @@ class EventBuilder:
         fallback = self.host or (self.sites.default or "").split(",")[0]
         self._fallback_host = normalize_host(fallback) or fallback
         self._props = [(p.name, p.getter()) for p in self.props]
+        self._pages: dict[tuple, tuple[str, str, str]] = {}  # see _page
 
     def build(self, record: LogRecord, origin: Origin | None = None) -> Event:
         try:
@@ -82,14 +83,11 @@ class EventBuilder:
             raise MalformedRecord(f"client address: {exc}") from None
         if not record.uri:
             raise MalformedRecord("no request path")
-        target_host, target = split_target(record.uri)
-        logged_host = record.host or target_host
-        domain = self.sites.domain_for(logged_host)
-        if domain is None:
-            raise MalformedRecord(f"no site for host {logged_host!r} (see --domain-map)")
-        target = clean_target(target)
-        host = self.host or normalize_host(logged_host) or self._fallback_host
-        url = self.url(_SCHEMES.get((record.scheme or "").lower(), self.scheme), host, target)
+        key = (record.uri, record.host, record.scheme)
+        page = self._pages.get(key)
+        if page is None:
+            page = self._page(*key)
+        domain, url, target = page
         name, referrer, props = "pageview", record.referrer, {}
         if self.track_404 and record.status == 404:
             name, props = "404", {"path": path_of(target)}
@@ -104,6 +102,24 @@ class EventBuilder:
                 props[key] = value
         return Event(name=name, url=url, domain=domain, ip=ip, user_agent=record.user_agent or "",
                      time=record.time, referrer=referrer, props=props, origin=origin)
+
+    def _page(self, uri: str, logged_host: str | None, scheme: str | None
+              ) -> tuple[str, str, str]:
+        """(domain, page URL, target) of a logged target, host and scheme. The same pages come
+        back on every line: each is remembered, unless its URL had to be cut (noted per event)."""
+        target_host, target = split_target(uri)
+        host = logged_host or target_host
+        domain = self.sites.domain_for(host)
+        if domain is None:
+            raise MalformedRecord(f"no site for host {host!r} (see --domain-map)")
+        target = clean_target(target)
+        cut = self.notes["url_truncated"]
+        url = self.url(_SCHEMES.get((scheme or "").lower(), self.scheme),
+                       self.host or normalize_host(host) or self._fallback_host, target)
+        page = (domain, url, target)
+        if self.notes["url_truncated"] == cut:
+            remember(self._pages, (uri, logged_host, scheme), page)
+        return page
 
     def url(self, scheme: str, host: str, target: str) -> str:
         """The page URL; over Plausible's 2,000-byte limit the query is dropped (noted)."""
