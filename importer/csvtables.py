@@ -130,24 +130,17 @@ class Day:
     def session(self, session: Session, source: SourceInfo,
                 location: tuple[str, str, int] | None) -> None:
         """A session that ended on this day (`location` None: no locations row for it)."""
-        entry, exit_, agent = session.entry_page, session.exit_page, session.first.user_agent
-        by_source, by_entry, by_exit, by_agent, by_location = self.ids
-        user = session.user_id
-        by_source[source].append(user)
-        by_entry[entry].append(user)
-        by_exit[exit_].append(user)
-        by_agent[agent].append(user)
+        keys = (source, session.entry_page, session.exit_page, session.first.user_agent)
         if location is not None:
-            by_location[location].append(user)
+            keys += (location,)
+        user = session.user_id
+        # Without a location, zip leaves the last group (locations) out.
+        for group, key in zip(self.ids, keys, strict=False):
+            group[key].append(user)
         if session.pageviews != 1 or session.custom_events:  # not a single-page visit
-            by_source, by_entry, by_exit, by_agent, by_location = self.figures
             figures = (session.is_bounce, session.duration, session.pageviews)
-            by_source[source].append(figures)
-            by_entry[entry].append(figures)
-            by_exit[exit_].append(figures)
-            by_agent[agent].append(figures)
-            if location is not None:
-                by_location[location].append(figures)
+            for group, key in zip(self.figures, keys, strict=False):
+                group[key].append(figures)
 
     def rows(self, day: int, tables: Iterable[str],
              describe: Callable[[str], UserAgentInfo]) -> dict[str, list[list]]:
