@@ -9,14 +9,13 @@ already sent after it.
 """
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .events import Event
-from .runkeys import NO_TIME
+from .runkeys import sort_time
 
 if TYPE_CHECKING:
     from .state import Checkpoint
@@ -117,7 +116,7 @@ class Cursor:
         run = self.checkpoint.run_keys
         recent, spilled = run.recent, run.runs
         # Events newer than every spilled and every recorded key need one dict lookup only.
-        floor = max(run.latest if spilled else -math.inf, self.checkpoint.max_time)
+        floor = max(run.latest, self.checkpoint.max_time)  # latest: -inf until a spill
         known: dict[int, str] = {}
         for i, (key, when) in enumerate(zip(keys, whens, strict=True)):
             if key in recent:
@@ -131,8 +130,7 @@ class Cursor:
                 if outcome is not None:
                     known[i] = outcome
                     continue
-                if when is None or when != when:  # no time, or NaN: as RunKeys.add keeps them
-                    when = NO_TIME
+                when = sort_time(when)
             recent[key] = when
         if len(recent) >= run.limit:
             run.spill()

@@ -42,7 +42,7 @@ class RunKeys:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        # key -> event time (NO_TIME for none): whoever fills it directly must map them too
+        # key -> sort_time(event time): whoever fills it directly must map the times too
         self.recent: dict[bytes, float] = {}
         self.runs: list[_Run] = []
         self.latest = -math.inf  # the latest time among spilled keys
@@ -57,7 +57,7 @@ class RunKeys:
             and self._spilled(key, when)
 
     def add(self, key: bytes, when: float | None) -> None:
-        self.recent[key] = when if when is not None and when == when else NO_TIME  # not NaN
+        self.recent[key] = sort_time(when)
         if len(self.recent) >= self.limit:
             self.spill()
 
@@ -84,7 +84,7 @@ class RunKeys:
         self.runs, self.recent = [], {}
 
     def _spilled(self, key: bytes, when: float | None) -> bool:
-        when = _time(when)
+        when = sort_time(when)
         fd = self._file.fileno()
         for run in self.runs:
             if not run.first <= when <= run.last:
@@ -108,5 +108,6 @@ class RunKeys:
         return False
 
 
-def _time(when: float | None) -> float:
+def sort_time(when: float | None) -> float:
+    """The time a key is kept and looked for under: NO_TIME for none (or NaN)."""
     return NO_TIME if when is None or math.isnan(when) else when
