@@ -37,20 +37,14 @@ class Session:
     __slots__ = ("id", "user_id", "salt_day", "start", "last", "first", "entry_page",
                  "exit_page", "pageviews", "custom_events")
 
-    def __init__(self, sid: int, user_id: int, salt_day: int, first: Event, t: float,
-                 page: str | None) -> None:
-        """`page`: the first event's pathname if it is a pageview, else None."""
+    def __init__(self, sid: int, user_id: int, salt_day: int, first: Event, t: float) -> None:
         self.id = sid
         self.user_id = user_id
         self.salt_day = salt_day
         self.start = self.last = t
         self.first = first
-        if page is None:
-            self.entry_page = self.exit_page = ""
-            self.pageviews, self.custom_events = 0, 1
-        else:
-            self.entry_page = self.exit_page = page
-            self.pageviews, self.custom_events = 1, 0
+        self.entry_page = self.exit_page = ""
+        self.pageviews = self.custom_events = 0  # Sessionizer.add counts the first event too
 
     @property
     def is_bounce(self) -> bool:
@@ -98,8 +92,7 @@ class Sessionizer:
             self.started += 1
             salt_day = int(t // DAY_S)
             session = live[visitor] = Session(self.started, user_id(visitor, salt_day), salt_day,
-                                              event, t, page)
-            return session
+                                              event, t)
         if page is None:
             session.custom_events += 1
         else:
