@@ -183,8 +183,7 @@ class Day:
                 total.merge(figures)
             return rolled
         by = _BY[table]
-        more = self.figures[by]
-        groups = {key: Figures(ids, more.get(key, ())) for key, ids in self.ids[by].items()}
+        groups = self._figures_by(by)
         if by in (ENTRY, EXIT):  # a page: the one key column (a SourceInfo and a location are
             return {(page,): figures for page, figures in groups.items()}  # tuples of them)
         return groups
@@ -192,10 +191,13 @@ class Day:
     def _by_agent(self) -> dict[str, Figures]:
         """Added up per user agent once, for the device, browser, OS and visitors tables."""
         if self.by_agent is None:
-            more = self.figures[AGENT]
-            self.by_agent = {ua: Figures(ids, more.get(ua, ()))
-                             for ua, ids in self.ids[AGENT].items()}
+            self.by_agent = self._figures_by(AGENT)
         return self.by_agent
+
+    def _figures_by(self, by: int) -> dict:
+        """Key -> the figures of its sessions, for one of SOURCE, ENTRY... ."""
+        more = self.figures[by]
+        return {key: Figures(ids, more.get(key, ())) for key, ids in self.ids[by].items()}
 
 
 _BY = {"sources": SOURCE, "entry_pages": ENTRY, "exit_pages": EXIT, "locations": LOCATION}
