@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import zipfile
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
@@ -123,7 +124,7 @@ class SiteExport:
         tables = [t for t in TABLES if geoip is not None or t != "locations"]
         self.files = TableFiles(directory, tables)
         self.sessions = Sessionizer(self._closed)
-        self.days: dict[int, Day] = {}
+        self.days: defaultdict[int, Day] = defaultdict(Day)  # open days, made when first met
         self.written: set[int] = set()
         self.late_events = 0
         self._closed_sessions: list[Session] = []  # not yet on their day
@@ -132,9 +133,7 @@ class SiteExport:
 
     def add(self, event: Event, t: float) -> None:
         number = self.clock.day(t)
-        day = self.days.get(number)
-        if day is None:
-            day = self.days[number] = Day()
+        day = self.days[number]
         if number in self.written:
             self.late_events += 1
         if event.name == "pageview":
@@ -195,11 +194,8 @@ class SiteExport:
             first = session.first
             if geoip is not None:
                 location = geoip.lookup(first.ip)
-            number = day_of(session.last)
-            day = days.get(number)
-            if day is None:
-                day = days[number] = Day()
-            day.session(session, resolve_source(first.url, first.referrer), location)
+            source = resolve_source(first.url, first.referrer)
+            days[day_of(session.last)].session(session, source, location)
 
     def advance(self, now: float) -> None:
         """Log time reached `now`: close idle sessions, write the days nothing can change."""
