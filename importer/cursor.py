@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .events import Event
-from .runkeys import sort_time
 
 if TYPE_CHECKING:
     from .state import Checkpoint
@@ -113,28 +112,8 @@ class Cursor:
         """`admit` for consecutive events at once, without durable state (`checkpoint.run_keys`
         is set): nothing settles them, so the sink need not see one before the next is
         deduped. Returns the known ones: {index: DUPLICATE or ALREADY_SENT}."""
-        run = self.checkpoint.run_keys
-        recent, spilled = run.recent, run.runs
-        # Events newer than every spilled and every recorded key need one dict lookup only.
-        floor = max(run.latest, self.checkpoint.max_time)  # latest: -inf until a spill
-        known: dict[int, str] = {}
-        for i, (key, when) in enumerate(zip(keys, whens, strict=True)):
-            if key in recent:
-                known[i] = DUPLICATE
-                continue
-            if when is None or not when > floor:
-                if spilled and run.knows(key, when):
-                    known[i] = DUPLICATE
-                    continue
-                outcome = self._recorded(key, when)
-                if outcome is not None:
-                    known[i] = outcome
-                    continue
-                when = sort_time(when)
-            recent[key] = when
-        if len(recent) >= run.limit:
-            run.spill()
-        return known
+        return self.checkpoint.run_keys.add_new(keys, whens, DUPLICATE, self._recorded,
+                                                self.checkpoint.max_time)
 
     def _recorded(self, key: bytes, when: float | None) -> str | None:
         """Whether an earlier run recorded the event: by this file (ALREADY_SENT) or another."""

@@ -18,6 +18,7 @@ import os
 import tempfile
 from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 
 KEY_BYTES = 16  # state.event_key's digest size
@@ -60,6 +61,35 @@ class RunKeys:
         self.recent[key] = sort_time(when)
         if len(self.recent) >= self.limit:
             self.spill()
+
+    def add_new(self, keys: list[bytes], whens: list[float | None], known: str,
+                recorded: Callable[[bytes, float | None], str | None], floor: float
+                ) -> dict[int, str]:
+        """`knows`, then `add`, for the keys of consecutive events at once: {index: why} for
+        those not added: `known` where this run has the key, else what `recorded(key, when)`
+        says (an earlier run's answer; not asked about an event newer than both `floor`, the
+        latest time it holds, and every spilled key). Inline, as it runs per event: an event
+        newer than every key needs one dict lookup only."""
+        recent = self.recent
+        floor = max(floor, self.latest)
+        found: dict[int, str] = {}
+        for i, (key, when) in enumerate(zip(keys, whens, strict=True)):
+            if key in recent:
+                found[i] = known
+                continue
+            if when is None or not when > floor:
+                if self.runs and self.knows(key, when):
+                    found[i] = known
+                    continue
+                outcome = recorded(key, when)
+                if outcome is not None:
+                    found[i] = outcome
+                    continue
+                when = sort_time(when)
+            recent[key] = when
+        if len(recent) >= self.limit:
+            self.spill()
+        return found
 
     def spill(self) -> None:
         """The keys in memory to a new sorted run in the temporary file."""

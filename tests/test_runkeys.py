@@ -63,3 +63,43 @@ def test_bytes_across_two_stored_keys_are_not_a_key():
     store.add(second, 100.0)  # spilled next to each other
     assert store.runs and store.knows(first, 100.0) and store.knows(second, 100.0)
     assert not store.knows(first[8:] + second[:8], 100.0)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_add_new_in_batches_answers_as_knows_then_add(seed):
+    """The batch form (exports and dry runs with workers) against the one-at-a-time form, over
+    spills, with repeats within a batch and events an earlier run recorded (asked only for
+    events not newer than the floor)."""
+    rng = random.Random(seed)
+    stream = events(seed, 5000)
+    stream += [rng.choice(stream) for _ in range(800)]  # repeats, some in the same batch
+    rng.shuffle(stream)
+    recorded = {key for key, _ in rng.sample(stream, 300)}
+    floor = sorted(w for _, w in stream if w is not None and not math.isnan(w))[len(stream) // 2]
+
+    def earlier(key: bytes, when: float | None) -> str | None:  # as Cursor._recorded
+        asked.append(when)
+        old = when is None or not when > floor
+        return "recorded" if key in recorded and old else None
+
+    one, batched, asked = RunKeys(limit=400), RunKeys(limit=400), []
+    expected: dict[int, str] = {}
+    for i, (key, when) in enumerate(stream):
+        if one.knows(key, when):
+            expected[i] = "known"
+        elif key in recorded and (when is None or not when > floor):
+            expected[i] = "recorded"
+        else:
+            one.add(key, when)
+    got: dict[int, str] = {}
+    for start in range(0, len(stream), 97):
+        batch = stream[start:start + 97]
+        found = batched.add_new([k for k, _ in batch], [w for _, w in batch], "known",
+                                earlier, floor)
+        got.update((start + i, why) for i, why in found.items())
+    assert got == expected and "recorded" in got.values() and "known" in got.values()
+    # Asked only where a lookup among the spilled keys was needed anyway.
+    assert batched.runs and all(w is None or not w > max(floor, batched.latest) for w in asked)
+    assert len(asked) < len(stream)
+    one.close()
+    batched.close()
