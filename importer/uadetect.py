@@ -126,9 +126,16 @@ def _browser(dd: DeviceDetector) -> tuple[str, str]:
     return name, _major_minor(dd.client_version())
 
 
+def _detector(ua: str) -> DeviceDetector:
+    dd = DeviceDetector(ua, check_cache=False)
+    # normalize() tries its substitutions in order until one changes the (cleaned) UA.
+    dd._normalized_regex_list = uaprefilter.normalizers(dd.user_agent)  # noqa: SLF001
+    return dd
+
+
 def detect(ua: str) -> UserAgentInfo:
     """Classify one non-empty User-Agent (uncached: ~1 ms)."""
-    dd = DeviceDetector(ua, check_cache=False)
+    dd = _detector(ua)
     dd.parse_bot()
     if dd.is_bot():
         return BOT
@@ -146,8 +153,9 @@ def detect(ua: str) -> UserAgentInfo:
 
 def detect_kind(ua: str) -> str:
     """`detect(ua).kind` for ~1/3 of the cost: skips the OS and device databases."""
-    dd = DeviceDetector(ua, check_cache=False)
+    dd = _detector(ua)
     dd.parse_bot()
     if not dd.is_bot() and not dd.is_worthless():
         dd.parse_client()
     return _kind(dd)
+
