@@ -121,6 +121,10 @@ class Workers:
         ratio = 1 if source.compression == "plain" else COMPRESSION_RATIO
         return source.size * ratio >= MIN_BYTES
 
+    @property
+    def started(self) -> bool:
+        return bool(self._workers)
+
     def _start(self) -> None:
         context = multiprocessing.get_context("fork")  # the workers share what is loaded
         self._results = context.Queue()

@@ -117,6 +117,8 @@ class Pipeline:
             head, lines = _resume(parser, head, lines, source, start, lineno)
         if not polling and self._workers.takes(source):
             lines.close()
+            if not self._workers.started:
+                self._before_fork(parser, sniffed)
             self._workers.run(source, sniffed, start, lineno, cursor, bar)
         else:
             self._read(source, itertools.chain(head, lines), parser, cursor, bar)
@@ -128,6 +130,23 @@ class Pipeline:
             counters.notes["unfinished_last_line"] += 1
             counters.warn(f"{source.name}: its last line is unfinished (the file is still being "
                           "written); the next run reads it")
+
+    def _before_fork(self, parser: Parser, head: list[Line]) -> None:
+        """What each parse worker would load, loaded once here, where they are forked from:
+        device-detector, when the bot filter is on and the first lines hold a user agent that
+        earlier runs did not classify (a run whose user agents are all known never loads it)."""
+        if not self.filters.classifies_user_agents:
+            return
+        from .useragents import classifier, preload
+
+        for line in head:
+            try:
+                record = parser.parse(line.text)
+            except (ParseError, SkipLine, ValueError):
+                continue
+            if classifier.is_new(record.user_agent or ""):
+                preload()
+                return
 
     def _read(self, source: Source, lines, parser: Parser, cursor: Cursor | None, bar) -> None:
         counters = self.counters

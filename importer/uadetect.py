@@ -159,3 +159,25 @@ def detect_kind(ua: str) -> str:
         dd.parse_client()
     return _kind(dd)
 
+
+# What most visits come with (desktop and phone browsers, a crawler): parsing them loads every
+# list and compiles the regexes nearly every user agent meets.
+COMMON = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/124.0.0.0 Safari/537.36 Edg/124.0.0.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/124.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/124.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+)
+
+
+def warm_up() -> None:
+    """Load and compile what classifying common user agents takes (see useragents.preload)."""
+    for ua in COMMON:
+        detect(ua)
+        detect_kind(ua)

@@ -281,6 +281,40 @@ def test_workers_share_what_they_learn_about_user_agents(logs, tiny_chunks, monk
     assert pipeline._workers.found < 1.3 * known  # twice only in a race (~1.8 unshared)
 
 
+@pytest.mark.parametrize(("known", "keep_bots", "loads"), [
+    (False, False, True),  # a first run: the workers will classify, loaded before they fork
+    (True, False, False),  # a rerun: the first lines' user agents are all known
+    (False, True, False),  # --keep-bots: the parse workers classify nothing
+])
+def test_device_detector_is_loaded_before_the_fork_only_if_the_workers_will_need_it(
+        logs, tiny_chunks, monkeypatch, known, keep_bots, loads):
+    from importer import useragents
+    from importer.filters import PageRule, UserAgentRule
+
+    classifier = useragents.UserAgentClassifier(detect_fn=lambda ua: useragents.BOT)
+    monkeypatch.setattr(useragents, "classifier", classifier)
+    monkeypatch.setattr(useragents, "detect_kind", lambda ua: "")
+    if known:  # as importer/uacache.py gives what earlier runs found
+        classifier.import_cache({classifier._key(ua): ("",) for ua in _user_agents(logs[1])})
+    loaded = []
+    monkeypatch.setattr(useragents, "preload", lambda: loaded.append(len(parallel_children())))
+    rule = UserAgentRule(None if keep_bots else classifier.kind)
+    run([logs[1]], 2, rules=[PageRule(), rule])
+    assert loaded == ([0] if loads else [])  # once, before any worker was started
+
+
+def parallel_children() -> list:
+    import multiprocessing
+
+    return multiprocessing.active_children()
+
+
+def _user_agents(path: Path) -> set[str]:
+    with open(path, "rb") as f:
+        return {line.rsplit(b'"', 2)[-2].decode("utf-8", "replace")
+                for line in f.read().splitlines()[:100] if line.count(b'"') >= 2}
+
+
 def test_a_stop_request_ends_the_run_with_the_books_balanced(logs, tiny_chunks):
     """Ctrl-C or a fatal delivery error sets `stop_requested`: the workers' chunks still in
     flight are dropped (a rerun reads them), and every line counted is in a bucket."""
