@@ -126,6 +126,9 @@ class UserAgentClassifier:
         self._stored: dict[Hashable, tuple] = {}  # imported rows, not yet asked for
         self._kinds: dict[str, str | UserAgentInfo] = {}  # see `kinds`
         self.full_kinds = False  # see `kind`
+        # Called before device-detector is asked about a user agent in `kind`: parse workers
+        # take in what the others found out meanwhile (importer/parallel.py).
+        self.on_miss: Callable[[], None] | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._shutdown: weakref.finalize | None = None  # stops the pool, at most once
 
@@ -175,7 +178,11 @@ class UserAgentClassifier:
             if row is not None:
                 found = row[0] if len(row) != N_FIELDS else UserAgentInfo(*row)
             else:
-                found = self._detect(ua) if self.full_kinds else detect_kind(ua)
+                if self.on_miss is not None:
+                    self.on_miss()
+                    found = self._kinds.get(ua)
+                if found is None:
+                    found = self._detect(ua) if self.full_kinds else detect_kind(ua)
             # Also when imported: parse workers pass it on to the main process, which then
             # counts it as used when the cache is saved.
             self._kinds[ua] = found

@@ -315,6 +315,31 @@ def _user_agents(path: Path) -> set[str]:
                 for line in f.read().splitlines()[:100] if line.count(b'"') >= 2}
 
 
+def test_workers_pass_on_what_they_find_out_every_few_user_agents_and_take_the_others():
+    import queue
+
+    cache: dict[str, str] = {"known before": ""}
+    news, sent = queue.Queue(), queue.Queue()
+    learning = parallel._Learning(cache, news, sent, me=1)
+    for i in range(learning.EVERY - 1):  # a worker classifies user agents one by one
+        learning.exchange()
+        cache[f"ua {i}"] = "bot"
+    news.put([("theirs", "library")])
+    learning.exchange()  # not enough of its own to send yet; theirs taken in
+    assert sent.empty() and cache["theirs"] == "library"
+    cache["one more"] = ""
+    learning.exchange()
+    got, me, found = sent.get_nowait()
+    assert (got, me) == ("learned", 1)
+    assert [ua for ua, _ in found] == [f"ua {i}" for i in range(learning.EVERY - 1)] + [
+        "one more"]  # its own, in order: neither what it knew before nor what it was told
+    cache["last"] = "bot"
+    learning.publish()  # at the end of a chunk: whatever is left
+    assert sent.get_nowait() == ("learned", 1, [("last", "bot")]) and sent.empty()
+    learning.publish()
+    assert sent.empty()
+
+
 def test_a_stop_request_ends_the_run_with_the_books_balanced(logs, tiny_chunks):
     """Ctrl-C or a fatal delivery error sets `stop_requested`: the workers' chunks still in
     flight are dropped (a rerun reads them), and every line counted is in a bucket."""
