@@ -133,20 +133,23 @@ class Pipeline:
 
     def _before_fork(self, parser: Parser, head: list[Line]) -> None:
         """What each parse worker would load, loaded once here, where they are forked from:
-        device-detector, when the bot filter is on and the first lines hold a user agent that
-        earlier runs did not classify (a run whose user agents are all known never loads it)."""
+        device-detector, when the bot filter is on and most user agents of the first lines
+        are new (not classified by earlier runs). Not on a rerun, whose user agents are known
+        but for a few that earlier runs never classified: those of lines that an earlier
+        filter (static files, --exclude-*) drops before the bot filter."""
         if not self.filters.classifies_user_agents:
             return
         from .useragents import classifier, preload
 
+        agents = set()
         for line in head:
             try:
-                record = parser.parse(line.text)
+                agents.add(parser.parse(line.text).user_agent or "")
             except (ParseError, SkipLine, ValueError):
                 continue
-            if classifier.is_new(record.user_agent or ""):
-                preload()
-                return
+        agents.discard("")
+        if 2 * sum(map(classifier.is_new, agents)) > len(agents):
+            preload()
 
     def _read(self, source: Source, lines, parser: Parser, cursor: Cursor | None, bar) -> None:
         counters = self.counters
