@@ -230,6 +230,12 @@ class FilterChain:
             rules = [PageRule(), UserAgentRule(default_classify())]
         self.rules = list(rules)
 
+    @property
+    def classifies_user_agents(self) -> bool:
+        """Whether a rule asks device-detector about user agents (the bot filter is on)."""
+        return any(isinstance(rule, UserAgentRule) and rule.classify is not None
+                   for rule in self.rules)
+
     def reason(self, record: LogRecord) -> str | None:
         for rule in self.rules:
             why = rule(record)

@@ -30,7 +30,7 @@ import queue
 import signal
 import traceback
 from collections import Counter, deque
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -43,6 +43,7 @@ from .summary import MALFORMED_SHOWN, Counters
 if TYPE_CHECKING:
     from .cursor import Cursor
     from .pipeline import Pipeline
+    from .useragents import UserAgentClassifier
 
 MIN_BYTES = 32 << 20  # decompressed bytes (estimated) below which a file is read in-process
 COMPRESSION_RATIO = 10  # a guess at how much compressed files grow, for MIN_BYTES
@@ -97,8 +98,8 @@ class WorkerError(RuntimeError):
 class _Worker:
     proc: multiprocessing.Process
     tasks: multiprocessing.Queue
+    news: multiprocessing.Queue  # user-agent kinds the others found out
     busy: int = 0  # chunks sent, results not applied yet
-    news: list[tuple[str, str]] = field(default_factory=list)  # learned by the others
 
 
 class Workers:
@@ -121,15 +122,19 @@ class Workers:
         ratio = 1 if source.compression == "plain" else COMPRESSION_RATIO
         return source.size * ratio >= MIN_BYTES
 
+    @property
+    def started(self) -> bool:
+        return bool(self._workers)
+
     def _start(self) -> None:
         context = multiprocessing.get_context("fork")  # the workers share what is loaded
         self._results = context.Queue()
-        for _ in range(self.count):
-            tasks = context.Queue()
-            proc = context.Process(target=_serve, args=(self.pipeline, tasks, self._results),
-                                   daemon=True)
+        for me in range(self.count):
+            tasks, news = context.Queue(), context.Queue()
+            proc = context.Process(target=_serve, daemon=True,
+                                   args=(self.pipeline, tasks, news, self._results, me))
             proc.start()
-            self._workers.append(_Worker(proc, tasks))
+            self._workers.append(_Worker(proc, tasks, news))
 
     def close(self) -> None:
         for worker in self._workers:
@@ -140,8 +145,9 @@ class Workers:
                 worker.proc.kill()
             # Chunks still queued for a worker that died would block the queue's feeder thread
             # in a write to a full pipe nobody reads, and exiting waits for that thread.
-            worker.tasks.cancel_join_thread()
-            worker.tasks.close()
+            for channel in (worker.tasks, worker.news):
+                channel.cancel_join_thread()
+                channel.close()
         if self._results is not None:
             self._results.close()
         self._workers, self._results = [], None
@@ -183,8 +189,8 @@ class Workers:
                 whole = len(chunk.data) == chunk.end - chunk.start  # else a line was cut
                 task = _Span(chunk.start, chunk.end, chunk.data[-TAIL:]) \
                     if plain and whole else chunk
-                worker.tasks.put((info, seq, task, replay, worker.news))
-                worker.busy, worker.news = worker.busy + 1, []
+                worker.tasks.put((info, seq, task, replay))
+                worker.busy += 1
                 queued.append((chunk, worker, replay))
                 seq += 1
                 _scan_headers(chunk.data, headers)
@@ -210,7 +216,7 @@ class Workers:
         sending it the bytes read here."""
         result = self._next(seq, pending)
         if result[0] is None:
-            worker.tasks.put((info, seq, chunk, replay, []))
+            worker.tasks.put((info, seq, chunk, replay))
             result = self._next(seq, pending)
         return result
 
@@ -224,21 +230,27 @@ class Workers:
                 continue
             if got == "error":
                 raise WorkerError(result[0])
+            if got == "learned":
+                self._share(*result)
+                continue
             pending[got] = result
         return pending.pop(seq)
+
+    def _share(self, sender: int, learned: list[tuple]) -> None:
+        """User-agent kinds a worker found out: to the others at once (they take them before
+        classifying another user agent), and kept for the files read in this process."""
+        self.found += len(learned)
+        for me, other in enumerate(self._workers):
+            if me != sender:
+                other.news.put(learned)
+        _shared_cache().update(learned)
 
     def _apply(self, source: Source, chunk: Chunk, worker: _Worker, result: tuple,
                cursor: Cursor | None) -> None:
         """A chunk's outcome, in file order: what the worker counted, then its candidate
         events through dedupe and on to the sink."""
-        candidates, delta, malformed, lines, learned = result
+        candidates, delta, malformed, lines = result
         worker.busy -= 1
-        if learned:  # tell the others, and keep them for the files read in this process
-            self.found += len(learned)
-            for other in self._workers:
-                if other is not worker:
-                    other.news.extend(learned)
-            _shared_cache().update(learned)
         pipeline = self.pipeline
         counters = pipeline.counters
         with counters.lock:  # sink threads update the counters too
@@ -270,23 +282,24 @@ class Workers:
             cursor.advance(chunk.end, self._lineno)
 
 
-def _serve(pipeline: Pipeline, tasks, results) -> None:
+def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
     """A worker's loop: chunks in; (seq, candidates, counter delta, malformed lines, line
-    count, user-agent kinds learned) out."""
+    count) out, and ("learned", me, user-agent kinds) as it finds them out."""
     # Ctrl-C reaches the whole process group: the main process decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     malformed = pipeline._malformed = _Malformed()
-    kinds = _Learning(_shared_cache())
+    kinds = _Learning(_shared_cache(), news, results, me)
+    _classifier().on_miss = kinds.exchange
     current, parser, file = 0, None, _PlainFile()
     while True:
         task = tasks.get()
         if task is None:
             file.close()
             return
-        info, seq, chunk, headers, news = task
+        info, seq, chunk, headers = task
         try:
-            kinds.learn(news)
+            kinds.exchange()
             if info.seq != current:
                 parser = pipeline._parser_for(
                     [Line(n, 0, text) for n, text in enumerate(info.head, 1)])
@@ -301,8 +314,9 @@ def _serve(pipeline: Pipeline, tasks, results) -> None:
             for text in headers:  # the columns in force where this chunk starts
                 with contextlib.suppress(ParseError, SkipLine, ValueError):
                     parser.parse(text)
-            results.put((seq, *_examine_chunk(pipeline, parser, info, chunk, malformed),
-                         kinds.take()))
+            examined = _examine_chunk(pipeline, parser, info, chunk, malformed)
+            kinds.publish()
+            results.put((seq, *examined))
         except BaseException:  # noqa: BLE001 - any failure must reach the main process
             results.put(("error", traceback.format_exc()))
             return
@@ -337,35 +351,60 @@ class _PlainFile:
             self.fd = None
 
 
-def _shared_cache() -> dict[str, str]:
-    """What one worker finds out that the others had better not find out again: the kind of
-    each user agent (bot, library...). Finding one takes ~2 ms, and as visitors come back all
-    week, each worker meets nearly every user agent of a log."""
+def _classifier() -> UserAgentClassifier:
     from .useragents import classifier
 
-    return classifier.kinds
+    return classifier
+
+
+def _shared_cache() -> dict[str, str]:
+    """What one worker finds out that the others had better not find out again: the kind of
+    each user agent (bot, library...). Finding one takes ~1-2 ms, and as visitors come back
+    all week, each worker meets nearly every user agent of a log."""
+    return _classifier().kinds
 
 
 class _Learning:
     """A cache that only grows: `take` gives what was added here since the last `take`,
-    `learn` adds what was found elsewhere."""
+    `learn` adds what was found elsewhere. In a worker, `exchange` runs before each user
+    agent it classifies: the workers meet the same new user agents at the same time (the
+    first chunks of a log hold the most common ones), so each tells the others what it found
+    every few, and takes what they found, without waiting for the end of a chunk."""
 
-    def __init__(self, cache: dict) -> None:
+    EVERY = 16  # user agents found out here, sent on together
+
+    def __init__(self, cache: dict, news=None, results=None, me: int = 0) -> None:
         self.cache = cache
-        self.mark = len(cache)
+        self.mark = len(cache)  # what the cache held when last taken or learned from
+        self.held: list[tuple] = []  # found here before `learn`, not taken yet
+        self.news, self.results, self.me = news, results, me
 
     def take(self) -> list[tuple]:
         if len(self.cache) < self.mark:  # emptied by its owner
             self.mark = 0
-        new = list(itertools.islice(self.cache.items(), self.mark, None))
-        self.mark = len(self.cache)
+        new = self.held + list(itertools.islice(self.cache.items(), self.mark, None))
+        self.held, self.mark = [], len(self.cache)
         return new
 
     def learn(self, items: list[tuple]) -> None:
-        taken = self.mark == len(self.cache)
+        if len(self.cache) > self.mark:  # found here: to be taken, not what comes now
+            self.held.extend(itertools.islice(self.cache.items(), self.mark, None))
         self.cache.update(items)
-        if taken:  # else what was added since `take` is sent next time, with these
-            self.mark = len(self.cache)
+        self.mark = len(self.cache)
+
+    def exchange(self) -> None:
+        if len(self.held) + len(self.cache) - self.mark >= self.EVERY:
+            self.publish()
+        while True:
+            try:
+                self.learn(self.news.get_nowait())
+            except queue.Empty:
+                return
+
+    def publish(self) -> None:
+        new = self.take()
+        if new:
+            self.results.put(("learned", self.me, new))
 
 
 def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk,

@@ -117,6 +117,8 @@ class Pipeline:
             head, lines = _resume(parser, head, lines, source, start, lineno)
         if not polling and self._workers.takes(source):
             lines.close()
+            if not self._workers.started:
+                self._before_fork(parser, sniffed)
             self._workers.run(source, sniffed, start, lineno, cursor, bar)
         else:
             self._read(source, itertools.chain(head, lines), parser, cursor, bar)
@@ -128,6 +130,26 @@ class Pipeline:
             counters.notes["unfinished_last_line"] += 1
             counters.warn(f"{source.name}: its last line is unfinished (the file is still being "
                           "written); the next run reads it")
+
+    def _before_fork(self, parser: Parser, head: list[Line]) -> None:
+        """What each parse worker would load, loaded once here, where they are forked from:
+        device-detector, when the bot filter is on and most user agents of the first lines
+        are new (not classified by earlier runs). Not on a rerun, whose user agents are known
+        but for a few that earlier runs never classified: those of lines that an earlier
+        filter (static files, --exclude-*) drops before the bot filter."""
+        if not self.filters.classifies_user_agents:
+            return
+        from .useragents import classifier, preload
+
+        agents = set()
+        for line in head:
+            try:
+                agents.add(parser.parse(line.text).user_agent or "")
+            except (ParseError, SkipLine, ValueError):
+                continue
+        agents.discard("")
+        if 2 * sum(map(classifier.is_new, agents)) > len(agents):
+            preload()
 
     def _read(self, source: Source, lines, parser: Parser, cursor: Cursor | None, bar) -> None:
         counters = self.counters

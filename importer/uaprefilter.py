@@ -39,8 +39,13 @@ import device_detector
 from ahocorasick_rs import AhoCorasick
 from device_detector.lazy_regex import RegexLazy
 from device_detector.parser.parser import Parser
-from device_detector.yaml_loader import RegexLoader, normalized_regex_list, regex_list
-from regex import VERBOSE
+from device_detector.yaml_loader import (
+    RegexLoader,
+    _load_from_yaml,  # noqa: PLC2701 - how the library reads its files
+    normalized_regex_list,
+    regex_list,
+)
+from regex import VERBOSE, Pattern
 
 from . import uaneeds
 from .uaneeds import ALWAYS, Needs, merged, needs, shortest
@@ -49,9 +54,10 @@ from .uaneeds import ALWAYS, Needs, merged, needs, shortest
 # another version's patterns may use syntax this has not met. Rerun the proof before adding one.
 PROVEN = frozenset(("6.5.1",))
 NORMALIZE_FIXTURE = "local/device/normalize.yml"  # as DeviceDetector loads it
+_CHECK_ALL_REGEXES = Parser.check_all_regexes
 
 
-def needs_of(lazy: RegexLazy) -> Needs:
+def needs_of(lazy: RegexLazy | Pattern) -> Needs:
     """What one of device-detector's regexes needs, read without compiling it."""
     if object.__getattribute__(lazy, "flags") & VERBOSE:  # spaces would not be text
         return ALWAYS
@@ -99,18 +105,29 @@ def _table() -> dict[str, list]:
     return _saved
 
 
-def _patterns() -> Iterator[str]:
-    """The patterns of the lists device-detector's parsers walk (brands with their models,
-    OSes, clients, bots)."""
-    done: set[tuple[str, ...]] = set()
+def _parsers() -> Iterator[type[Parser]]:
+    """device-detector's parser classes."""
     parsers = [Parser]
     while parsers:
         parser = parsers.pop()
         parsers.extend(parser.__subclasses__())
+        yield parser
+
+
+def _fixture_lists() -> Iterator[tuple[str, ...]]:
+    """The lists device-detector's parsers walk (brands with their models, OSes, clients,
+    bots), by their files."""
+    done: set[tuple[str, ...]] = set()
+    for parser in _parsers():
         files = tuple(getattr(parser, "fixture_files", ()) or ())
-        if not files or files in done:
-            continue
-        done.add(files)
+        if files and files not in done:
+            done.add(files)
+            yield files
+
+
+def _patterns() -> Iterator[str]:
+    """The patterns of those lists' regexes."""
+    for files in _fixture_lists():
         for entry in regex_list(files):
             for lazy in [entry["regex"], *(model["regex"] for model in entry.get("models", ()))]:
                 yield object.__getattribute__(lazy, "pattern")
@@ -132,28 +149,33 @@ class Prefiltered:
     """A regex searched only if the text holds what every match needs (one string of each
     clause). Worked out on first use: most of these regexes never are."""
 
-    __slots__ = ("lazy", "clauses")
+    __slots__ = ("lazy", "clauses", "compiled")
 
     def __init__(self, lazy: RegexLazy) -> None:
         self.lazy = lazy
         self.clauses: tuple[tuple[str, ...], ...] | None = None
+        self.compiled: Pattern | None = None  # the regex, once compiled (see `compiled`)
 
     def search(self, text: str, *args):
         if not args and self._cannot_match(text):
             return None
-        return self.lazy.search(text, *args)
+        return (self.compiled or self._compile()).search(text, *args)
 
     def match(self, text: str, *args):
         """A match at the start is a match: the same check holds."""
         if not args and self._cannot_match(text):
             return None
-        return self.lazy.match(text, *args)
+        return (self.compiled or self._compile()).match(text, *args)
 
     def sub(self, repl: str, text: str, *args):
         """Without a match, `regex.sub` gives `text` back."""
         if not args and self._cannot_match(text):
             return text
-        return self.lazy.sub(repl, text, *args)
+        return (self.compiled or self._compile()).sub(repl, text, *args)
+
+    def _compile(self) -> Pattern:
+        self.compiled = self.lazy.compiled  # RegexLazy compiles when asked for it
+        return self.compiled
 
     def __getattr__(self, name: str):
         return getattr(self.lazy, name)  # anything else, unchecked
@@ -176,15 +198,47 @@ class Prefiltered:
         return False
 
 
+class Scan:
+    """The strings of many lists' patterns, numbered, found in a text by one Aho-Corasick pass
+    (the last text's are kept: every list of a user agent's parse asks about the same text)."""
+
+    __slots__ = ("numbers", "automaton", "text", "found")
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, int] = {}
+        self.automaton: AhoCorasick | None = None
+        self.text: str | None = None
+        self.found: set[int] = set()
+
+    def number(self, needle: str) -> int:
+        return self.numbers.setdefault(needle, len(self.numbers))
+
+    def seal(self) -> None:
+        """No more strings: make the automaton."""
+        self.automaton = AhoCorasick(list(self.numbers)) if self.numbers else None
+
+    def __call__(self, lowered: str) -> set[int]:
+        """The numbers of the strings `lowered` holds."""
+        if lowered != self.text:
+            automaton = self.automaton
+            self.found = set() if automaton is None else {
+                number for number, _, _ in
+                automaton.find_matches_as_indexes(lowered, overlapping=True)}
+            self.text = lowered
+        return self.found
+
+
 class Index:
     """A list of device-detector entries (dicts with a "regex" and maybe "models"), each
-    filed under the strings its regex needs."""
+    filed under the strings its regex needs. `scan` numbers the strings and finds them; by
+    default the index's own, sealed here."""
 
-    __slots__ = ("entries", "automaton", "always", "filed", "models")
+    __slots__ = ("entries", "scan", "always", "filed", "numbers", "models")
 
-    def __init__(self, entries: list[dict]) -> None:
+    def __init__(self, entries: list[dict], scan: Scan | None = None) -> None:
         self.entries = entries
-        numbers: dict[str, int] = {}  # needle -> its number in the automaton
+        own = scan is None
+        self.scan = scan = Scan() if scan is None else scan
         self.always: list[int] = []  # entries that need no text we know of
         # needle number -> (entry, the other clauses of an alternative filed under it)
         self.filed: dict[int, list[tuple[int, tuple[frozenset[int], ...]]]] = {}
@@ -194,27 +248,29 @@ class Index:
                 self.always.append(i)
                 continue
             for alternative in options:  # none: it cannot match ASCII text
-                first, *rest = (frozenset(numbers.setdefault(n, len(numbers)) for n in clause)
-                                for clause in alternative)
+                first, *rest = (frozenset(map(scan.number, clause)) for clause in alternative)
                 for number in first:
                     self.filed.setdefault(number, []).append((i, tuple(rest)))
-        self.automaton = AhoCorasick(list(numbers)) if numbers else None
+        self.numbers = frozenset(self.filed)  # this list's share of what `scan` finds
+        if own:
+            scan.seal()
         self.models: dict[int, Index] = {}  # entry -> its models' index, once needed
 
     def candidates(self, lowered: str) -> Iterator[dict]:
         """The entries whose regex may match the text `lowered` is the lower case of, in
         order; models too are only those that may match."""
-        found = set() if self.automaton is None else {
-            number for number, _, _ in
-            self.automaton.find_matches_as_indexes(lowered, overlapping=True)}
+        found = self.scan(lowered)
         picked = set(self.always)
         filed = self.filed
-        for number in found:
+        for number in found & self.numbers:
             for i, rest in filed.get(number, ()):
                 if i not in picked and all(not found.isdisjoint(clause) for clause in rest):
                     picked.add(i)
         for i in sorted(picked):
             entry = self.entries[i]
+            lazy = entry["regex"]
+            if type(lazy) is not Pattern:
+                _compiled(entry, lazy)
             models = entry.get("models")
             if models:
                 index = self.models.get(i)
@@ -224,8 +280,60 @@ class Index:
             yield entry
 
 
-_indexes: dict[tuple[str, ...], Index] = {}
+def _compiled(entry: dict, lazy) -> None:
+    """Once compiled, an entry's regex as it is: a RegexLazy hooks every attribute read."""
+    if isinstance(lazy, RegexLazy):
+        compiled = object.__getattribute__(lazy, "compiled")
+        if compiled is not None:
+            entry["regex"] = compiled
+
+
+class _Lists:
+    """Every list's index and every parser's Aho-Corasick words (`Parser.check_all_regexes`:
+    none in the text, no regex of its list can match), sharing one Scan: one pass over a user
+    agent serves the ~20 lists and checks its parse goes through, and the normalizer."""
+
+    def __init__(self) -> None:
+        self.scan = scan = Scan()
+        self.indexes = {files: Index(regex_list(files), scan) for files in _fixture_lists()}
+        self.indexes[NORMALIZE_LIST] = Index(normalized_regex_list(NORMALIZE_FIXTURE), scan)
+        # parser class -> the numbers of its words (None: it has none, it searches its list)
+        self.words: dict[type, frozenset[int] | None] = {}
+        for parser in _parsers():
+            words = _corasick_words(parser.__name__, tuple(parser.fixture_files))
+            self.words[parser] = frozenset(map(scan.number, words)) if words else None
+        scan.seal()
+
+
+def _corasick_words(name: str, files: tuple[str, ...]) -> set[str]:
+    """The words device-detector's `load_ahocorasick_patterns` makes its automaton of."""
+    manual = _load_from_yaml(f"regexes/ahocorasick/classes/{name}.yml") or {}
+    words = set(manual.get("Words", ()) or ())
+    for fixture in files:
+        words.update(_load_from_yaml(f"regexes/ahocorasick/{fixture}") or ())
+    return words
+
+
+NORMALIZE_LIST = (NORMALIZE_FIXTURE,)
+_UNKNOWN = object()  # a parser class `_Lists` has not met
+_shared: _Lists | None = None
 _installed = False
+
+
+def _lists() -> _Lists:
+    global _shared
+    if _shared is None:
+        _shared = _Lists()
+    return _shared
+
+
+def _check_all_regexes(parser: Parser) -> bool:
+    """`Parser.check_all_regexes` (callers only ask whether it is true)."""
+    lists = _lists()
+    words = lists.words.get(type(parser), _UNKNOWN)
+    if words is _UNKNOWN:  # a class made since
+        return bool(_CHECK_ALL_REGEXES(parser))
+    return words is None or not words.isdisjoint(lists.scan(parser.user_agent_lower))
 
 
 def _indexed_regex_list(parser: RegexLoader):
@@ -233,12 +341,19 @@ def _indexed_regex_list(parser: RegexLoader):
     files = parser.fixture_files
     ua = parser.user_agent
     # With client hints, Device._parse searches the hinted model too, not only the UA.
-    if not ua.isascii() or getattr(parser, "client_hints", None) is not None:
+    index = _lists().indexes.get(files)
+    if index is None or not ua.isascii() or getattr(parser, "client_hints", None) is not None:
         return regex_list(files)
-    index = _indexes.get(files)
-    if index is None:
-        index = _indexes[files] = Index(regex_list(files))
     return index.candidates(ua.lower())
+
+
+def normalizers(ua: str) -> list[dict]:
+    """The normalizer's substitutions (DeviceDetector.normalize tries them in order until one
+    changes `ua`) that may match `ua`: the others would give it back unchanged."""
+    entries = normalized_regex_list(NORMALIZE_FIXTURE)
+    if not _installed or not ua.isascii():
+        return entries
+    return list(_lists().indexes[NORMALIZE_LIST].candidates(ua.lower()))
 
 
 def _wrap_module_regexes() -> int:
@@ -266,9 +381,6 @@ def install() -> bool:
         return True
     _installed = True
     RegexLoader.regex_list = property(_indexed_regex_list)
-    # The normalizer's ~40 substitutions run before every client parse.
-    for entry in normalized_regex_list(NORMALIZE_FIXTURE):
-        if isinstance(entry["regex"], RegexLazy):
-            entry["regex"] = Prefiltered(entry["regex"])
+    Parser.check_all_regexes = _check_all_regexes
     _wrap_module_regexes()
     return True

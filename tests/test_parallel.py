@@ -281,6 +281,69 @@ def test_workers_share_what_they_learn_about_user_agents(logs, tiny_chunks, monk
     assert pipeline._workers.found < 1.3 * known  # twice only in a race (~1.8 unshared)
 
 
+@pytest.mark.parametrize(("known", "keep_bots", "loads"), [
+    (0, False, True),  # a first run: the workers will classify, loaded before they fork
+    (1, False, False),  # a rerun: the first lines' user agents are all known
+    (0.9, False, False),  # ... but for some of lines an earlier filter dropped (assets)
+    (0, True, False),  # --keep-bots: the parse workers classify nothing
+])
+def test_device_detector_is_loaded_before_the_fork_only_if_the_workers_will_need_it(
+        logs, tiny_chunks, monkeypatch, known, keep_bots, loads):
+    from importer import useragents
+    from importer.filters import PageRule, UserAgentRule
+
+    classifier = useragents.UserAgentClassifier(detect_fn=lambda ua: useragents.BOT)
+    monkeypatch.setattr(useragents, "classifier", classifier)
+    monkeypatch.setattr(useragents, "detect_kind", lambda ua: "")
+    agents = sorted(_user_agents(logs[1]))
+    assert len(agents) >= 5
+    # as importer/uacache.py gives what earlier runs found
+    classifier.import_cache({classifier._key(ua): ("",)
+                             for ua in agents[:int(known * len(agents))]})
+    loaded = []
+    monkeypatch.setattr(useragents, "preload", lambda: loaded.append(len(parallel_children())))
+    rule = UserAgentRule(None if keep_bots else classifier.kind)
+    run([logs[1]], 2, rules=[PageRule(), rule])
+    assert loaded == ([0] if loads else [])  # once, before any worker was started
+
+
+def parallel_children() -> list:
+    import multiprocessing
+
+    return multiprocessing.active_children()
+
+
+def _user_agents(path: Path) -> set[str]:
+    with open(path, "rb") as f:
+        return {line.rsplit(b'"', 2)[-2].decode("utf-8", "replace")
+                for line in f.read().splitlines()[:50] if line.count(b'"') >= 2}
+
+
+def test_workers_pass_on_what_they_find_out_every_few_user_agents_and_take_the_others():
+    import queue
+
+    cache: dict[str, str] = {"known before": ""}
+    news, sent = queue.Queue(), queue.Queue()
+    learning = parallel._Learning(cache, news, sent, me=1)
+    for i in range(learning.EVERY - 1):  # a worker classifies user agents one by one
+        learning.exchange()
+        cache[f"ua {i}"] = "bot"
+    news.put([("theirs", "library")])
+    learning.exchange()  # not enough of its own to send yet; theirs taken in
+    assert sent.empty() and cache["theirs"] == "library"
+    cache["one more"] = ""
+    learning.exchange()
+    got, me, found = sent.get_nowait()
+    assert (got, me) == ("learned", 1)
+    assert [ua for ua, _ in found] == [f"ua {i}" for i in range(learning.EVERY - 1)] + [
+        "one more"]  # its own, in order: neither what it knew before nor what it was told
+    cache["last"] = "bot"
+    learning.publish()  # at the end of a chunk: whatever is left
+    assert sent.get_nowait() == ("learned", 1, [("last", "bot")]) and sent.empty()
+    learning.publish()
+    assert sent.empty()
+
+
 def test_a_stop_request_ends_the_run_with_the_books_balanced(logs, tiny_chunks):
     """Ctrl-C or a fatal delivery error sets `stop_requested`: the workers' chunks still in
     flight are dropped (a rerun reads them), and every line counted is in a bucket."""

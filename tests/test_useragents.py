@@ -128,6 +128,17 @@ def test_kind_alone_skips_the_full_detector(counted: list[str]) -> None:
     assert counted == []  # the full detector was never needed
 
 
+def test_what_another_process_found_meanwhile_is_taken_before_classifying(
+        counted: list[str]) -> None:
+    clf = UserAgentClassifier(detect_fn=counting_detect)
+    clf.full_kinds = True
+    told = {IPHONE_SAFARI: UserAgentInfo(kind="bot")}  # as a parse worker is told by another
+    clf.on_miss = lambda: clf.kinds.update(told)
+    assert clf.kind(IPHONE_SAFARI) == "bot" and clf.known(IPHONE_SAFARI).kind == "bot"
+    assert clf.kind("curl/8.5.0") == "library"  # nobody knew: classified here
+    assert counted == ["curl/8.5.0"]
+
+
 def test_an_open_agent_lookup_has_kinds_classified_fully(counted: list[str]) -> None:
     """While an export's AgentLookup is open, the bot filter's `kind` makes the full
     classification (in the parse workers, which share `kinds` with the main process), so the

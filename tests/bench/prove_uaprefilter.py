@@ -1,6 +1,7 @@
-"""Proof: importer/uaprefilter.py changes no answer. Every field of `detect` and `detect_kind`,
-with and without it, on device-detector's own fixture user agents (Matomo's test suite,
-~38,000) and the distinct user agents of a generated log (tests/bench/genlog.py).
+"""Proof: importer/uaprefilter.py, and the device-detector work importer/uadetect.py skips
+where it is installed (secondary clients), change no answer. Every field of `detect` and
+`detect_kind`, with and without them, on device-detector's own fixture user agents (Matomo's
+test suite, ~38,000) and the distinct user agents of a generated log (tests/bench/genlog.py).
 
 Run from the repository root:
     python tests/bench/prove_uaprefilter.py [--lines 1000000] [--reference FILE]
