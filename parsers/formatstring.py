@@ -259,6 +259,9 @@ class FormatParser(Parser):
         self._plain = re.compile(self.regex.pattern.replace(_QUOTED, '[^"]*'))
         self._build = compile_builder([self._setter(f) for f in self.fields])
 
+    def keep_fields(self, names: frozenset[str]) -> None:
+        self._build = compile_builder([self._setter(f) for f in self.fields], names)
+
     def _setter(self, f: Field) -> tuple[str, object]:
         """Where a field's value goes: (LogRecord field or composite target, conversion), or
         (name, OPAQUE) for a field kept in `fields`. None: the text as it is."""

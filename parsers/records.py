@@ -13,7 +13,7 @@ Targets are LogRecord fields, or composites: `request` ("GET /path HTTP/1.1"), `
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import fields
 
 from .base import LogRecord
@@ -67,9 +67,11 @@ def build_record(out: dict) -> LogRecord:
 Setter = tuple[str, object]  # (target, conversion: None, OPAQUE or a function of the text)
 
 
-def compile_builder(setters: Sequence[Setter]) -> Callable[[Sequence[str]], LogRecord]:
+def compile_builder(setters: Sequence[Setter], keep: Collection[str] | None = None
+                    ) -> Callable[[Sequence[str]], LogRecord]:
     """A function of the matched values (one per setter, in order) that returns what
-    `build_record` returns for them. A conversion's ValueError passes through."""
+    `build_record` returns for them. A conversion's ValueError passes through. `keep`: the
+    names `fields` may hold (Parser.keep_fields); None: all."""
     env: dict[str, object] = {"LogRecord": LogRecord}
     body: list[str] = []
     assigned: set[str] = set()  # targets that have a value, as `out`'s keys would
@@ -79,7 +81,8 @@ def compile_builder(setters: Sequence[Setter]) -> Callable[[Sequence[str]], LogR
         if convert is not OPAQUE and target not in _TARGETS:
             raise ValueError(f"unknown target {target!r}")
         if convert is OPAQUE:
-            body.append(f"fields[{target!r}] = v{i}")
+            if keep is None or target in keep:
+                body.append(f"fields[{target!r}] = v{i}")
             continue
         assigned.add(target)
         if convert is None:
@@ -89,7 +92,7 @@ def compile_builder(setters: Sequence[Setter]) -> Callable[[Sequence[str]], LogR
         else:
             env[f"convert{i}"] = convert
             body.append(f"{target} = convert{i}(v{i})")
-    body.extend(_composites(assigned))
+    body.extend(_composites(assigned, keep is None or "request" in keep))
     for key in DASHED:
         if key in assigned:
             body.append(f"if {key} == '' or {key} == '-': {key} = None")
@@ -109,9 +112,10 @@ def compile_builder(setters: Sequence[Setter]) -> Callable[[Sequence[str]], LogR
     return build
 
 
-def _composites(assigned: set[str]) -> list[str]:
+def _composites(assigned: set[str], keep_request: bool) -> list[str]:
     """The statements for `request`, `path`/`query` and X-Forwarded-For as the client, for the
-    targets a format fills; adds to `assigned` what they may fill."""
+    targets a format fills; adds to `assigned` what they may fill. `keep_request`: an
+    unreadable request goes to `fields`."""
     out = []
     uri_target = "uri" in assigned
     if "request" in assigned:
@@ -127,8 +131,7 @@ def _composites(assigned: set[str]) -> list[str]:
             "parts = request.split(' ')",
             "if (len(parts) == 2 or len(parts) == 3) and parts[0].isalpha():",
             *("    " + s for s in took or ["pass"]),
-            "else:",
-            "    fields['request'] = request",
+            *(["else:", "    fields['request'] = request"] if keep_request else []),
         ]))
     if "path" in assigned and not uri_target:
         if "uri" not in assigned:

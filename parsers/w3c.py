@@ -94,7 +94,9 @@ class Columns:
     build: Callable[[list[str]], LogRecord]  # the record of a line's columns, but its time
 
 
-def compile_columns(names: list[str], escaping: str) -> Columns:
+def compile_columns(names: list[str], escaping: str, keep: frozenset[str] | None = None
+                    ) -> Columns:
+    """`keep`: the columns `fields` may hold (Parser.keep_fields); None: all."""
     index = {name.lower(): i for i, name in enumerate(names)}
     found: dict[str, int] = {}
     for target, candidates in TARGETS.items():
@@ -109,7 +111,8 @@ def compile_columns(names: list[str], escaping: str) -> Columns:
     plan = tuple((i, target, _converter(target, escaping)) for target, i in found.items())
     stamps = {key: index.get(key) for key in ("date", "time", "x-timestamp-ms")}
     used = {i for i in (*found.values(), *stamps.values(), *(path or ())[:2]) if i is not None}
-    extra = [i for i in range(len(names)) if i not in used]
+    extra = [i for i in range(len(names))
+             if i not in used and (keep is None or names[i] in keep)]
     extra_names, extra_values = tuple(names[i] for i in extra), _picker(extra)
     return Columns(tuple(names), escaping, plan, path, extra_names, extra_values, stamps["date"],
                    stamps["time"], stamps["x-timestamp-ms"],
@@ -125,7 +128,8 @@ def _builder(plan: tuple[tuple[int, str, Convert], ...],
     env: dict[str, object] = {"LogRecord": LogRecord, "names": extra_names,
                               "pick": extra_values, "target": _target, "path": path}
     body = ["def build(values):",
-            "    fields = dict(zip(names, pick(values), strict=True))"]
+            "    fields = dict(zip(names, pick(values), strict=True))" if extra_names
+            else "    fields = {}"]
     filled = set()
     for i, target, convert in plan:
         value = "v" if convert is None else f"convert_{target}(v)"
@@ -171,6 +175,7 @@ class ColumnParser(Parser):
                  requires_header_with: str | None = None) -> None:
         self.name, self.times = name, times
         self.separator = separator
+        self.keep: frozenset[str] | None = None  # see keep_fields
         self.columns = compile_columns(header_names(default), escaping)
         # The one column allowed to contain the separator (Bunny's user agent may hold `|`).
         self.free = self.columns.names.index(free_column) if free_column else None
@@ -199,6 +204,10 @@ class ColumnParser(Parser):
             raise ParseError(str(exc), 0) from None
         return record
 
+    def keep_fields(self, names: frozenset[str]) -> None:
+        self.keep = names
+        self.columns = compile_columns(list(self.columns.names), self.columns.escaping, names)
+
     def _directive(self, line: str) -> None:
         if not line.startswith("#Fields:"):
             return
@@ -206,7 +215,7 @@ class ColumnParser(Parser):
         escaping = "url" if any(n.startswith("x-edge-") for n in names) else "plus"
         self.header_ok = self.requires is None or self.requires in names
         if self.header_ok:
-            self.columns = compile_columns(names, escaping)
+            self.columns = compile_columns(names, escaping, self.keep)
             self.free = None
 
     def _refit(self, line: str, values: list[str]) -> list[str]:
