@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .base import LogRecord, ParseError, Parser
-from .records import OPAQUE, compile_builder, int_or_none
+from .records import OPAQUE, Cached, compile_builder, int_or_none
 from .timefmt import TimeParser
 
 # How a value is matched and converted. `quoted` patterns apply inside "...".
@@ -272,7 +272,7 @@ class FormatParser(Parser):
             how = target[5:]
             times = self.times
             convert = {
-                "clf": times.clf, "iso": times.iso, "epoch": times.epoch,
+                "clf": Cached(times.clf_stamps, times.clf), "iso": times.iso, "epoch": times.epoch,
                 "msec": lambda v: times.epoch(v, 1e3), "usec": lambda v: times.epoch(v, 1e6),
             }.get(how) or (lambda v, layout=how[9:]: times.strptime(v.strip("[]"), layout))
             return "time", convert

@@ -33,6 +33,24 @@ def int_or_none(value: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+# Status codes: a few distinct texts on millions of lines, so looked up rather than converted
+# (a third of the cost). Sizes vary too much for that.
+STATUS_CODES = {str(code): code for code in range(1000)}
+
+
+class Cached:
+    """A conversion that keeps its results in `cache`, keyed by the text (timestamps):
+    the generated builder looks there itself and calls it only for a miss."""
+
+    __slots__ = ("cache", "convert")
+
+    def __init__(self, cache: dict, convert: Callable[[str], object]) -> None:
+        self.cache, self.convert = cache, convert
+
+    def __call__(self, value: str) -> object:
+        return self.convert(value)
+
+
 def _dash(value: str | None) -> str | None:
     return None if value in (None, "", "-") else value
 
@@ -87,8 +105,16 @@ def compile_builder(setters: Sequence[Setter], keep: Collection[str] | None = No
         assigned.add(target)
         if convert is None:
             body.append(f"{target} = v{i}")
-        elif convert is int_or_none:  # inlined: two of the commonest fields
+        elif convert is int_or_none and target == "status":
+            env["STATUS_CODES"] = STATUS_CODES
+            body.append(f"{target} = STATUS_CODES.get(v{i})\n"
+                        f"if {target} is None and v{i}.isdigit(): {target} = int(v{i})")
+        elif convert is int_or_none:  # inlined: one of the commonest fields
             body.append(f"{target} = int(v{i}) if v{i}.isdigit() else None")
+        elif isinstance(convert, Cached):
+            env[f"cache{i}"], env[f"convert{i}"] = convert.cache, convert.convert
+            body.append(f"{target} = cache{i}.get(v{i})\n"
+                        f"if {target} is None: {target} = convert{i}(v{i})")
         else:
             env[f"convert{i}"] = convert
             body.append(f"{target} = convert{i}(v{i})")

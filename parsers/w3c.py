@@ -19,6 +19,7 @@ from operator import itemgetter
 from urllib.parse import unquote
 
 from .base import LogRecord, ParseError, Parser, SkipLine
+from .records import STATUS_CODES
 from .registry import Preset, register
 from .timefmt import TimeParser
 
@@ -135,9 +136,16 @@ def _builder(plan: tuple[tuple[int, str, Convert], ...],
         value = "v" if convert is None else f"convert_{target}(v)"
         if convert is _int:  # inlined: status and bytes, on every line
             value = "int(v) if v.isdigit() else None"
+        elif convert is _url_decoded:  # as unquote() does first, without a call
+            value = f"convert_{target}(v) if '%' in v else v"
         env[f"convert_{target}"] = convert
-        body += [f"    v = values[{i}]",
-                 f"    {target} = {value} if v and v != '-' else None"]
+        body.append(f"    v = values[{i}]")
+        if target == "status":  # "-" and "" are not codes either
+            env["STATUS_CODES"] = STATUS_CODES
+            body += ["    status = STATUS_CODES.get(v)",
+                     f"    if status is None: status = {value}"]
+        else:
+            body.append(f"    {target} = {value} if v and v != '-' else None")
         filled.add(target)
     if path is not None:
         if "uri" not in filled:
