@@ -13,6 +13,7 @@ Targets are LogRecord fields, or composites: `request` ("GET /path HTTP/1.1"), `
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import fields
 
@@ -25,6 +26,7 @@ DASHED = ("referrer", "user_agent", "host", "xff", "content_type", "client_ip", 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(LogRecord))
 _COMPOSITE = ("request", "path", "query")
+REQUEST_PARTS = ("method", "uri", "protocol")  # "GET /path HTTP/1.1"
 # What a conversion may fill: each becomes a local variable of the generated function.
 _TARGETS = frozenset(_RECORD_FIELDS + _COMPOSITE) - {"fields"}
 
@@ -93,7 +95,10 @@ def compile_builder(setters: Sequence[Setter], keep: Collection[str] | None = No
     env: dict[str, object] = {"LogRecord": LogRecord}
     body: list[str] = []
     assigned: set[str] = set()  # targets that have a value, as `out`'s keys would
-    names = []
+    names = []  # what each value is unpacked into
+    # A value kept as it is goes straight into its target, unless another setter fills the
+    # same target too (then the statements keep the setters' order: the last one wins).
+    filled = Counter(target for target, convert in setters if convert is not OPAQUE)
     for i, (target, convert) in enumerate(setters):
         names.append(f"v{i}")
         if convert is not OPAQUE and target not in _TARGETS:
@@ -101,9 +106,13 @@ def compile_builder(setters: Sequence[Setter], keep: Collection[str] | None = No
         if convert is OPAQUE:
             if keep is None or target in keep:
                 body.append(f"fields[{target!r}] = v{i}")
+            else:
+                names[i] = "_"
             continue
         assigned.add(target)
-        if convert is None:
+        if convert is None and filled[target] == 1:
+            names[i] = target
+        elif convert is None:
             body.append(f"{target} = v{i}")
         elif convert is int_or_none and target == "status":
             env["STATUS_CODES"] = STATUS_CODES
@@ -121,7 +130,7 @@ def compile_builder(setters: Sequence[Setter], keep: Collection[str] | None = No
     body.extend(_composites(assigned, keep is None or "request" in keep))
     for key in DASHED:
         if key in assigned:
-            body.append(f"if {key} == '' or {key} == '-': {key} = None")
+            body.append(f"if not {key} or {key} == '-': {key} = None")
     record_args = ", ".join(name if name in assigned or name == "fields" else "None"
                             for name in _RECORD_FIELDS)
     unpack = ", ".join(names) + ("," if len(names) == 1 else "")
@@ -145,20 +154,26 @@ def _composites(assigned: set[str], keep_request: bool) -> list[str]:
     out = []
     uri_target = "uri" in assigned
     if "request" in assigned:
-        took = [f"{name} = parts[{i}]" for i, name in enumerate(("method", "uri"))
-                if name not in assigned]
-        if "protocol" not in assigned:
-            took.append("if len(parts) == 3: protocol = parts[2]")
-        for name in ("method", "uri", "protocol"):
-            if name not in assigned:  # None unless the request fills it
-                out.append(f"{name} = None")
-                assigned.add(name)
-        out.append("\n".join([
-            "parts = request.split(' ')",
-            "if (len(parts) == 2 or len(parts) == 3) and parts[0].isalpha():",
-            *("    " + s for s in took or ["pass"]),
-            *(["else:", "    fields['request'] = request"] if keep_request else []),
-        ]))
+        # The parts the format does not log on their own; None unless the request has them.
+        took = [name for name in REQUEST_PARTS if name not in assigned]
+        assigned.update(took)
+        three = [f"{name} = parts[{i}]" for i, name in enumerate(REQUEST_PARTS) if name in took]
+        two = [s if not s.startswith("protocol") else "protocol = None" for s in three]
+        if len(three) == 3:
+            three = ["method, uri, protocol = parts"]
+        neither = [f"{name} = None" for name in took]
+        if keep_request:
+            neither.append("fields['request'] = request")
+        if neither:
+            out.append("\n".join([
+                "parts = request.split(' ')",
+                "if len(parts) == 3 and parts[0].isalpha():",  # the usual: "GET / HTTP/1.1"
+                *("    " + s for s in three or ["pass"]),
+                "elif len(parts) == 2 and parts[0].isalpha():",
+                *("    " + s for s in two or ["pass"]),
+                "else:",
+                *("    " + s for s in neither),
+            ]))
     if "path" in assigned and not uri_target:
         if "uri" not in assigned:
             out.append("uri = None")
