@@ -13,7 +13,7 @@ sent; IIS writes the spaces of a user agent as `+`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from operator import itemgetter
 from urllib.parse import unquote
@@ -41,6 +41,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "xff": ("x-forwarded-for", "cs(x-forwarded-for)"),
     "content_type": ("sc-content-type",),
 }
+_RECORD_FIELDS = tuple(f.name for f in fields(LogRecord) if f.name != "fields")  # in order
 URL_ENCODED = frozenset(("user_agent", "referrer", "path", "query", "content_type", "xff"))
 
 # The columns a file without a #Fields header is read with, written as that header.
@@ -125,37 +126,53 @@ def _builder(plan: tuple[tuple[int, str, Convert], ...],
              extra_values: Callable[[list[str]], tuple[str, ...]]
              ) -> Callable[[list[str]], LogRecord]:
     """A function generated once per column list (it runs for every line): the plan's
-    columns straight into LogRecord's arguments, "-" and "" as None, then the path."""
+    columns straight into LogRecord's arguments, "-" and "" as None, then the path as
+    `_target` makes it."""
     env: dict[str, object] = {"LogRecord": LogRecord, "names": extra_names,
-                              "pick": extra_values, "target": _target, "path": path}
+                              "pick": extra_values, "STATUS_CODES": STATUS_CODES}
     body = ["def build(values):",
             "    fields = dict(zip(names, pick(values), strict=True))" if extra_names
             else "    fields = {}"]
     filled = set()
     for i, target, convert in plan:
-        value = "v" if convert is None else f"convert_{target}(v)"
-        if convert is _int:  # inlined: status and bytes, on every line
-            value = "int(v) if v.isdigit() else None"
-        elif convert is _url_decoded:  # as unquote() does first, without a call
-            value = f"convert_{target}(v) if '%' in v else v"
         env[f"convert_{target}"] = convert
         body.append(f"    v = values[{i}]")
         if target == "status":  # "-" and "" are not codes either
-            env["STATUS_CODES"] = STATUS_CODES
             body += ["    status = STATUS_CODES.get(v)",
-                     f"    if status is None: status = {value}"]
+                     "    if status is None: status = int(v) if v.isdigit() else None"]
         else:
-            body.append(f"    {target} = {value} if v and v != '-' else None")
+            body.append(f"    {target} = ({_converted(target, convert)}) "
+                        "if v and v != '-' else None")
         filled.add(target)
     if path is not None:
-        if "uri" not in filled:
-            body.append("    uri = None")
-            filled.add("uri")
-        body.append("    if uri is None: uri = target(values, *path)")
-    arguments = ", ".join(f"{name}={name}" for name in sorted(filled))
-    body.append(f"    return LogRecord({arguments}{', ' if arguments else ''}fields=fields)")
+        stem, query, convert = path
+        env["convert_path"] = convert
+        lines = [f"v = values[{stem}]",
+                 "if v == '-':",
+                 "    uri = None",
+                 "else:",
+                 *([f"    q = values[{query}]",
+                    "    if q != '-' and q != '': v = f'{v}?{q}'"] if query is not None else []),
+                 f"    uri = {_converted('path', convert)}"]
+        if "uri" in filled:  # a cs-uri column comes first
+            lines = ["if uri is None:", *("    " + line for line in lines)]
+        body += ["    " + line for line in lines]
+        filled.add("uri")
+    arguments = ", ".join(name if name in filled else "None" for name in _RECORD_FIELDS)
+    body.append(f"    return LogRecord({arguments}, fields)")
     exec("\n".join(body), env)  # noqa: S102 - made here from LogRecord field names
     return env["build"]
+
+
+def _converted(target: str, convert: Convert) -> str:
+    """The expression of `v` converted, for the generated builder."""
+    if convert is None:
+        return "v"
+    if convert is _int:  # inlined: status and bytes, on every line
+        return "int(v) if v.isdigit() else None"
+    if convert is _url_decoded:  # as unquote() does first, without a call
+        return f"convert_{target}(v) if '%' in v else v"
+    return f"convert_{target}(v)"
 
 
 def _converter(target: str, escaping: str) -> Convert:
