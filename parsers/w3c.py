@@ -133,17 +133,24 @@ def _builder(plan: tuple[tuple[int, str, Convert], ...],
     body = ["def build(values):",
             "    fields = dict(zip(names, pick(values), strict=True))" if extra_names
             else "    fields = {}"]
-    filled = set()
-    for i, target, convert in plan:
+    filled = [target for _, target, _ in plan]
+    if plan:  # the plan's columns fetched at once (one alone if one), then each converted
+        env["columns"] = itemgetter(*(i for i, _, _ in plan))
+        body.append(f"    {', '.join(filled)} = columns(values)")
+    for _, target, convert in plan:
         env[f"convert_{target}"] = convert
-        body.append(f"    v = values[{i}]")
         if target == "status":  # "-" and "" are not codes either
-            body += ["    status = STATUS_CODES.get(v)",
+            body += ["    v = status",
+                     "    status = STATUS_CODES.get(v)",
                      "    if status is None: status = int(v) if v.isdigit() else None"]
+        elif convert is _int:
+            body.append(f"    {target} = int({target}) if {target}.isdigit() else None")
         else:
-            body.append(f"    {target} = ({_converted(target, convert)}) "
-                        "if v and v != '-' else None")
-        filled.add(target)
+            body.append(f"    if not {target} or {target} == '-': {target} = None")
+            if convert is _url_decoded:  # as unquote() does first, without a call
+                body.append(f"    elif '%' in {target}: {target} = convert_{target}({target})")
+            elif convert is not None:
+                body.append(f"    else: {target} = convert_{target}({target})")
     if path is not None:
         stem, query, convert = path
         env["convert_path"] = convert
@@ -157,7 +164,7 @@ def _builder(plan: tuple[tuple[int, str, Convert], ...],
         if "uri" in filled:  # a cs-uri column comes first
             lines = ["if uri is None:", *("    " + line for line in lines)]
         body += ["    " + line for line in lines]
-        filled.add("uri")
+        filled.append("uri")
     arguments = ", ".join(name if name in filled else "None" for name in _RECORD_FIELDS)
     body.append(f"    return LogRecord({arguments}, fields)")
     exec("\n".join(body), env)  # noqa: S102 - made here from LogRecord field names
@@ -168,8 +175,6 @@ def _converted(target: str, convert: Convert) -> str:
     """The expression of `v` converted, for the generated builder."""
     if convert is None:
         return "v"
-    if convert is _int:  # inlined: status and bytes, on every line
-        return "int(v) if v.isdigit() else None"
     if convert is _url_decoded:  # as unquote() does first, without a call
         return f"convert_{target}(v) if '%' in v else v"
     return f"convert_{target}(v)"
