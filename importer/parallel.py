@@ -417,9 +417,8 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
     intern = interned.setdefault
     candidates = []
     begin = chunk.start
-    lines = chunk.lines()
-    counters.lines_read += len(lines)
-    for line in lines:
+    line = None
+    for line in chunk.stream():  # _examine copies what it keeps of a line
         found = examine(source, line, parser, keyed)
         if found is not None:
             event, key, when = found
@@ -431,7 +430,9 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
             candidates.append((_event_values(event), wire, line.lineno, begin, line.end, key,
                                when, line.text if texts else None))
         begin = line.end
-    return candidates, _delta(before, counters), malformed.take(), len(lines)
+    lines = 0 if line is None else line.lineno - chunk.lineno
+    counters.lines_read += lines
+    return candidates, _delta(before, counters), malformed.take(), lines
 
 
 class _Malformed:

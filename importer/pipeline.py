@@ -239,8 +239,12 @@ class Pipeline:
 
     def _parser_for(self, head: list[Line]) -> Parser:
         if self.format:
-            return get_parser(self.format, self.times)
-        return detect([ln.text for ln in head], self.times)
+            parser = get_parser(self.format, self.times)
+        else:
+            parser = detect([ln.text for ln in head], self.times)
+        # Filters read no opaque field; events only those their props name.
+        parser.keep_fields(self.builder.fields_read)
+        return parser
 
     def _progress_bar(self, sources: list[Source]):
         if not self.progress:

@@ -76,6 +76,11 @@ class EventBuilder:
         self._props = [(p.name, p.getter()) for p in self.props]
         self._pages: dict[tuple, tuple[str, str, str]] = {}  # see _page
 
+    @property
+    def fields_read(self) -> frozenset[str]:
+        """The names of `LogRecord.fields` that events are made of (props of other fields)."""
+        return frozenset(p.field for p in self.props if p.field not in _RECORD_FIELDS)
+
     def build(self, record: LogRecord, origin: Origin | None = None) -> Event:
         try:
             ip = self.client_ips.resolve(record)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .base import LogRecord, ParseError, Parser
-from .records import OPAQUE, compile_builder, int_or_none
+from .records import OPAQUE, Cached, compile_builder, int_or_none
 from .timefmt import TimeParser
 
 # How a value is matched and converted. `quoted` patterns apply inside "...".
@@ -259,6 +259,9 @@ class FormatParser(Parser):
         self._plain = re.compile(self.regex.pattern.replace(_QUOTED, '[^"]*'))
         self._build = compile_builder([self._setter(f) for f in self.fields])
 
+    def keep_fields(self, names: frozenset[str]) -> None:
+        self._build = compile_builder([self._setter(f) for f in self.fields], names)
+
     def _setter(self, f: Field) -> tuple[str, object]:
         """Where a field's value goes: (LogRecord field or composite target, conversion), or
         (name, OPAQUE) for a field kept in `fields`. None: the text as it is."""
@@ -269,7 +272,7 @@ class FormatParser(Parser):
             how = target[5:]
             times = self.times
             convert = {
-                "clf": times.clf, "iso": times.iso, "epoch": times.epoch,
+                "clf": Cached(times.clf_stamps, times.clf), "iso": times.iso, "epoch": times.epoch,
                 "msec": lambda v: times.epoch(v, 1e3), "usec": lambda v: times.epoch(v, 1e6),
             }.get(how) or (lambda v, layout=how[9:]: times.strptime(v.strip("[]"), layout))
             return "time", convert

@@ -99,6 +99,9 @@ class HAProxyParser(FormatParser):
         # A log-format line in haproxy.cfg escapes its spaces ("%ci:%cp\ [%tr]").
         super().__init__(family, fmt.replace("\\ ", " "), **kwargs)
 
+    def keep_fields(self, names: frozenset[str]) -> None:
+        super().keep_fields(names | {REQUEST_CAPTURES})  # parse() reads them
+
     def parse(self, line: str) -> LogRecord:
         header = _SYSLOG_HEADER.match(line)
         if header:

@@ -13,7 +13,8 @@ Targets are LogRecord fields, or composites: `request` ("GET /path HTTP/1.1"), `
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import fields
 
 from .base import LogRecord
@@ -25,12 +26,31 @@ DASHED = ("referrer", "user_agent", "host", "xff", "content_type", "client_ip", 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(LogRecord))
 _COMPOSITE = ("request", "path", "query")
+REQUEST_PARTS = ("method", "uri", "protocol")  # "GET /path HTTP/1.1"
 # What a conversion may fill: each becomes a local variable of the generated function.
 _TARGETS = frozenset(_RECORD_FIELDS + _COMPOSITE) - {"fields"}
 
 
 def int_or_none(value: str) -> int | None:
     return int(value) if value.isdigit() else None
+
+
+# Status codes: a few distinct texts on millions of lines, so looked up rather than converted
+# (a third of the cost). Sizes vary too much for that.
+STATUS_CODES = {str(code): code for code in range(1000)}
+
+
+class Cached:
+    """A conversion that keeps its results in `cache`, keyed by the text (timestamps):
+    the generated builder looks there itself and calls it only for a miss."""
+
+    __slots__ = ("cache", "convert")
+
+    def __init__(self, cache: dict, convert: Callable[[str], object]) -> None:
+        self.cache, self.convert = cache, convert
+
+    def __call__(self, value: str) -> object:
+        return self.convert(value)
 
 
 def _dash(value: str | None) -> str | None:
@@ -67,32 +87,50 @@ def build_record(out: dict) -> LogRecord:
 Setter = tuple[str, object]  # (target, conversion: None, OPAQUE or a function of the text)
 
 
-def compile_builder(setters: Sequence[Setter]) -> Callable[[Sequence[str]], LogRecord]:
+def compile_builder(setters: Sequence[Setter], keep: Collection[str] | None = None
+                    ) -> Callable[[Sequence[str]], LogRecord]:
     """A function of the matched values (one per setter, in order) that returns what
-    `build_record` returns for them. A conversion's ValueError passes through."""
+    `build_record` returns for them. A conversion's ValueError passes through. `keep`: the
+    names `fields` may hold (Parser.keep_fields); None: all."""
     env: dict[str, object] = {"LogRecord": LogRecord}
     body: list[str] = []
     assigned: set[str] = set()  # targets that have a value, as `out`'s keys would
-    names = []
+    names = []  # what each value is unpacked into
+    # A value kept as it is goes straight into its target, unless another setter fills the
+    # same target too (then the statements keep the setters' order: the last one wins).
+    filled = Counter(target for target, convert in setters if convert is not OPAQUE)
     for i, (target, convert) in enumerate(setters):
         names.append(f"v{i}")
         if convert is not OPAQUE and target not in _TARGETS:
             raise ValueError(f"unknown target {target!r}")
         if convert is OPAQUE:
-            body.append(f"fields[{target!r}] = v{i}")
+            if keep is None or target in keep:
+                body.append(f"fields[{target!r}] = v{i}")
+            else:
+                names[i] = "_"
             continue
         assigned.add(target)
-        if convert is None:
+        if convert is None and filled[target] == 1:
+            names[i] = target
+        elif convert is None:
             body.append(f"{target} = v{i}")
-        elif convert is int_or_none:  # inlined: two of the commonest fields
+        elif convert is int_or_none and target == "status":
+            env["STATUS_CODES"] = STATUS_CODES
+            body.append(f"{target} = STATUS_CODES.get(v{i})\n"
+                        f"if {target} is None and v{i}.isdigit(): {target} = int(v{i})")
+        elif convert is int_or_none:  # inlined: one of the commonest fields
             body.append(f"{target} = int(v{i}) if v{i}.isdigit() else None")
+        elif isinstance(convert, Cached):
+            env[f"cache{i}"], env[f"convert{i}"] = convert.cache, convert.convert
+            body.append(f"{target} = cache{i}.get(v{i})\n"
+                        f"if {target} is None: {target} = convert{i}(v{i})")
         else:
             env[f"convert{i}"] = convert
             body.append(f"{target} = convert{i}(v{i})")
-    body.extend(_composites(assigned))
+    body.extend(_composites(assigned, keep is None or "request" in keep))
     for key in DASHED:
         if key in assigned:
-            body.append(f"if {key} == '' or {key} == '-': {key} = None")
+            body.append(f"if not {key} or {key} == '-': {key} = None")
     record_args = ", ".join(name if name in assigned or name == "fields" else "None"
                             for name in _RECORD_FIELDS)
     unpack = ", ".join(names) + ("," if len(names) == 1 else "")
@@ -109,27 +147,33 @@ def compile_builder(setters: Sequence[Setter]) -> Callable[[Sequence[str]], LogR
     return build
 
 
-def _composites(assigned: set[str]) -> list[str]:
+def _composites(assigned: set[str], keep_request: bool) -> list[str]:
     """The statements for `request`, `path`/`query` and X-Forwarded-For as the client, for the
-    targets a format fills; adds to `assigned` what they may fill."""
+    targets a format fills; adds to `assigned` what they may fill. `keep_request`: an
+    unreadable request goes to `fields`."""
     out = []
     uri_target = "uri" in assigned
     if "request" in assigned:
-        took = [f"{name} = parts[{i}]" for i, name in enumerate(("method", "uri"))
-                if name not in assigned]
-        if "protocol" not in assigned:
-            took.append("if len(parts) == 3: protocol = parts[2]")
-        for name in ("method", "uri", "protocol"):
-            if name not in assigned:  # None unless the request fills it
-                out.append(f"{name} = None")
-                assigned.add(name)
-        out.append("\n".join([
-            "parts = request.split(' ')",
-            "if (len(parts) == 2 or len(parts) == 3) and parts[0].isalpha():",
-            *("    " + s for s in took or ["pass"]),
-            "else:",
-            "    fields['request'] = request",
-        ]))
+        # The parts the format does not log on their own; None unless the request has them.
+        took = [name for name in REQUEST_PARTS if name not in assigned]
+        assigned.update(took)
+        three = [f"{name} = parts[{i}]" for i, name in enumerate(REQUEST_PARTS) if name in took]
+        two = [s if not s.startswith("protocol") else "protocol = None" for s in three]
+        if len(three) == 3:
+            three = ["method, uri, protocol = parts"]
+        neither = [f"{name} = None" for name in took]
+        if keep_request:
+            neither.append("fields['request'] = request")
+        if neither:
+            out.append("\n".join([
+                "parts = request.split(' ')",
+                "if len(parts) == 3 and parts[0].isalpha():",  # the usual: "GET / HTTP/1.1"
+                *("    " + s for s in three or ["pass"]),
+                "elif len(parts) == 2 and parts[0].isalpha():",
+                *("    " + s for s in two or ["pass"]),
+                "else:",
+                *("    " + s for s in neither),
+            ]))
     if "path" in assigned and not uri_target:
         if "uri" not in assigned:
             out.append("uri = None")

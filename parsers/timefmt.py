@@ -21,7 +21,9 @@ class TimeParser:
     def __init__(self, default_tz: tzinfo = UTC) -> None:
         self.default_tz = default_tz
         self._cache: dict[str, float] = {}
-        self._stamps: dict[str, float] = {}  # CLF stamps as logged
+        # CLF stamps as logged -> epoch; compiled formats look here before calling clf().
+        self.clf_stamps: dict[str, float] = {}
+        self._minutes: dict[str, float] = {}  # CLF stamps at second 00
         self._days: dict[str, float] = {}  # W3C dates: one entry a day, never full
         self._times_of_day: dict[str, float] = {}  # W3C times: 86,400 a day at most
 
@@ -36,16 +38,20 @@ class TimeParser:
         # A busy log repeats each second on many lines: one lookup then. In a quiet log most
         # seconds are distinct: parse each minute once and add the seconds (the same number:
         # offsets change on whole minutes).
-        value = self._stamps.get(text)
+        value = self.clf_stamps.get(text)
         if value is not None:
             return value
         t = text.strip("[]")
         seconds = t[18:20]
         if t[17:18] == ":" and seconds.isdecimal() and t[20:21] in ("", " "):
-            value = self._cached(t[:18] + "00" + t[20:], self._parse_clf) + int(seconds)
+            minute = t[:18] + "00" + t[20:]
+            value = self._minutes.get(minute)
+            if value is None:
+                value = remember(self._minutes, minute, self._parse_clf(minute))
+            value += int(seconds)
         else:
             value = self._cached(text, self._parse_clf)
-        return remember(self._stamps, text, value)
+        return remember(self.clf_stamps, text, value)
 
     def _parse_clf(self, text: str) -> float:
         t = text.strip("[]")

@@ -13,12 +13,13 @@ sent; IIS writes the spaces of a user agent as `+`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from operator import itemgetter
 from urllib.parse import unquote
 
 from .base import LogRecord, ParseError, Parser, SkipLine
+from .records import STATUS_CODES
 from .registry import Preset, register
 from .timefmt import TimeParser
 
@@ -40,6 +41,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "xff": ("x-forwarded-for", "cs(x-forwarded-for)"),
     "content_type": ("sc-content-type",),
 }
+_RECORD_FIELDS = tuple(f.name for f in fields(LogRecord) if f.name != "fields")  # in order
 URL_ENCODED = frozenset(("user_agent", "referrer", "path", "query", "content_type", "xff"))
 
 # The columns a file without a #Fields header is read with, written as that header.
@@ -94,7 +96,9 @@ class Columns:
     build: Callable[[list[str]], LogRecord]  # the record of a line's columns, but its time
 
 
-def compile_columns(names: list[str], escaping: str) -> Columns:
+def compile_columns(names: list[str], escaping: str, keep: frozenset[str] | None = None
+                    ) -> Columns:
+    """`keep`: the columns `fields` may hold (Parser.keep_fields); None: all."""
     index = {name.lower(): i for i, name in enumerate(names)}
     found: dict[str, int] = {}
     for target, candidates in TARGETS.items():
@@ -109,7 +113,8 @@ def compile_columns(names: list[str], escaping: str) -> Columns:
     plan = tuple((i, target, _converter(target, escaping)) for target, i in found.items())
     stamps = {key: index.get(key) for key in ("date", "time", "x-timestamp-ms")}
     used = {i for i in (*found.values(), *stamps.values(), *(path or ())[:2]) if i is not None}
-    extra = [i for i in range(len(names)) if i not in used]
+    extra = [i for i in range(len(names))
+             if i not in used and (keep is None or names[i] in keep)]
     extra_names, extra_values = tuple(names[i] for i in extra), _picker(extra)
     return Columns(tuple(names), escaping, plan, path, extra_names, extra_values, stamps["date"],
                    stamps["time"], stamps["x-timestamp-ms"],
@@ -121,29 +126,58 @@ def _builder(plan: tuple[tuple[int, str, Convert], ...],
              extra_values: Callable[[list[str]], tuple[str, ...]]
              ) -> Callable[[list[str]], LogRecord]:
     """A function generated once per column list (it runs for every line): the plan's
-    columns straight into LogRecord's arguments, "-" and "" as None, then the path."""
+    columns straight into LogRecord's arguments, "-" and "" as None, then the path as
+    `_target` makes it."""
     env: dict[str, object] = {"LogRecord": LogRecord, "names": extra_names,
-                              "pick": extra_values, "target": _target, "path": path}
+                              "pick": extra_values, "STATUS_CODES": STATUS_CODES}
     body = ["def build(values):",
-            "    fields = dict(zip(names, pick(values), strict=True))"]
-    filled = set()
-    for i, target, convert in plan:
-        value = "v" if convert is None else f"convert_{target}(v)"
-        if convert is _int:  # inlined: status and bytes, on every line
-            value = "int(v) if v.isdigit() else None"
+            "    fields = dict(zip(names, pick(values), strict=True))" if extra_names
+            else "    fields = {}"]
+    filled = [target for _, target, _ in plan]
+    if plan:  # the plan's columns fetched at once (one alone if one), then each converted
+        env["columns"] = itemgetter(*(i for i, _, _ in plan))
+        body.append(f"    {', '.join(filled)} = columns(values)")
+    for _, target, convert in plan:
         env[f"convert_{target}"] = convert
-        body += [f"    v = values[{i}]",
-                 f"    {target} = {value} if v and v != '-' else None"]
-        filled.add(target)
+        if target == "status":  # "-" and "" are not codes either
+            body += ["    v = status",
+                     "    status = STATUS_CODES.get(v)",
+                     "    if status is None: status = int(v) if v.isdigit() else None"]
+        elif convert is _int:
+            body.append(f"    {target} = int({target}) if {target}.isdigit() else None")
+        else:
+            body.append(f"    if not {target} or {target} == '-': {target} = None")
+            if convert is _url_decoded:  # as unquote() does first, without a call
+                body.append(f"    elif '%' in {target}: {target} = convert_{target}({target})")
+            elif convert is not None:
+                body.append(f"    else: {target} = convert_{target}({target})")
     if path is not None:
-        if "uri" not in filled:
-            body.append("    uri = None")
-            filled.add("uri")
-        body.append("    if uri is None: uri = target(values, *path)")
-    arguments = ", ".join(f"{name}={name}" for name in sorted(filled))
-    body.append(f"    return LogRecord({arguments}{', ' if arguments else ''}fields=fields)")
+        stem, query, convert = path
+        env["convert_path"] = convert
+        lines = [f"v = values[{stem}]",
+                 "if v == '-':",
+                 "    uri = None",
+                 "else:",
+                 *([f"    q = values[{query}]",
+                    "    if q != '-' and q != '': v = f'{v}?{q}'"] if query is not None else []),
+                 f"    uri = {_converted('path', convert)}"]
+        if "uri" in filled:  # a cs-uri column comes first
+            lines = ["if uri is None:", *("    " + line for line in lines)]
+        body += ["    " + line for line in lines]
+        filled.append("uri")
+    arguments = ", ".join(name if name in filled else "None" for name in _RECORD_FIELDS)
+    body.append(f"    return LogRecord({arguments}, fields)")
     exec("\n".join(body), env)  # noqa: S102 - made here from LogRecord field names
     return env["build"]
+
+
+def _converted(target: str, convert: Convert) -> str:
+    """The expression of `v` converted, for the generated builder."""
+    if convert is None:
+        return "v"
+    if convert is _url_decoded:  # as unquote() does first, without a call
+        return f"convert_{target}(v) if '%' in v else v"
+    return f"convert_{target}(v)"
 
 
 def _converter(target: str, escaping: str) -> Convert:
@@ -171,6 +205,7 @@ class ColumnParser(Parser):
                  requires_header_with: str | None = None) -> None:
         self.name, self.times = name, times
         self.separator = separator
+        self.keep: frozenset[str] | None = None  # see keep_fields
         self.columns = compile_columns(header_names(default), escaping)
         # The one column allowed to contain the separator (Bunny's user agent may hold `|`).
         self.free = self.columns.names.index(free_column) if free_column else None
@@ -199,6 +234,10 @@ class ColumnParser(Parser):
             raise ParseError(str(exc), 0) from None
         return record
 
+    def keep_fields(self, names: frozenset[str]) -> None:
+        self.keep = names
+        self.columns = compile_columns(list(self.columns.names), self.columns.escaping, names)
+
     def _directive(self, line: str) -> None:
         if not line.startswith("#Fields:"):
             return
@@ -206,7 +245,7 @@ class ColumnParser(Parser):
         escaping = "url" if any(n.startswith("x-edge-") for n in names) else "plus"
         self.header_ok = self.requires is None or self.requires in names
         if self.header_ok:
-            self.columns = compile_columns(names, escaping)
+            self.columns = compile_columns(names, escaping, self.keep)
             self.free = None
 
     def _refit(self, line: str, values: list[str]) -> list[str]:

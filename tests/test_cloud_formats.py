@@ -149,3 +149,19 @@ def test_cloudfront_through_the_cli(tmp_path):
     assert event["body"]["referrer"] == "https://www.google.com/"
     assert event["headers"]["User-Agent"] == CLOUDFRONT.records[0]["user_agent"]
     assert event["headers"]["X-Forwarded-For"] == "203.0.113.10"
+
+
+def test_cloudfront_columns_as_props(tmp_path):
+    """The parser keeps only the extra columns a --prop names (Parser.keep_fields): those
+    still reach the event once the file's own #Fields header has replaced the preset's."""
+    log = tmp_path / "cf.log"
+    fields = CLOUDFRONT.fields[0]
+    log.write_text("\n".join(CLOUDFRONT.lines) + "\n")
+    out = tmp_path / "events.ndjson"
+    assert main(["send", str(log), "--domain", "example.com", "--dry-run", "--no-progress",
+                 "--output", str(out), "--prop", "edge=x-edge-location",
+                 "--prop", "result=x-edge-result-type", "--prop", "missing=no-such-column",
+                 "--state", str(tmp_path / "state")]) == 0
+    (event,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert event["body"]["props"] == {"edge": fields["x-edge-location"],
+                                      "result": fields["x-edge-result-type"]}

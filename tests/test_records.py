@@ -10,6 +10,7 @@ import pytest
 from parsers import w3c
 from parsers.base import LogRecord, ParseError
 from parsers.formatstring import FormatParser, _unescape
+from parsers.haproxy import REQUEST_CAPTURES, HAProxyParser
 from parsers.records import OPAQUE, build_record
 from parsers.registry import get_parser, load_all
 from parsers.timefmt import TimeParser
@@ -71,14 +72,16 @@ def parsers() -> list[FormatParser]:
 def test_compiled_builder_gives_the_reference_record(parser):
     rng = random.Random(parser.name)
     for _ in range(400):
-        values = []
-        for f in parser.fields:
-            how = f.target.removeprefix("time:")
-            pool = TIMES.get("epoch" if how in ("msec", "usec") else how, TRICKY)
-            if how.startswith("strftime:"):
-                pool = ["26/Nov/2026:12:00:00 +0100", "[26/Nov/2026:12:00:00 +0100]", "bad"]
-            values.append(rng.choice(pool))
+        values = [rng.choice(pool_for(f)) for f in parser.fields]
         assert compiled(parser, values) == reference(parser, values), values
+
+
+def pool_for(f) -> list[str]:
+    """Values to try for a field."""
+    how = f.target.removeprefix("time:")
+    if how.startswith("strftime:"):
+        return ["26/Nov/2026:12:00:00 +0100", "[26/Nov/2026:12:00:00 +0100]", "bad"]
+    return TIMES.get("epoch" if how in ("msec", "usec") else how, TRICKY)
 
 
 LINES = [
@@ -132,3 +135,49 @@ def test_compiled_columns_give_the_reference_record(header, escaping):
     for _ in range(300):
         values = [rng.choice(pool) for _ in columns.names]
         assert columns.build(values) == column_reference(columns, values), values
+
+
+def without_fields_but(expected, keep):
+    """The reference record with `fields` cut down to the names a run keeps."""
+    if not isinstance(expected, str):
+        expected.fields = {k: v for k, v in expected.fields.items() if k in keep}
+    return expected
+
+
+@pytest.mark.parametrize("parser", parsers(), ids=lambda p: p.name[:40])
+def test_a_builder_told_which_fields_to_keep_fills_only_those(parser):
+    opaque = [f.name for f in parser.fields if f.target == "fields"] + ["request"]
+    rng = random.Random(parser.name)
+    # HAProxy's parse() reads its request captures from `fields`: kept whatever is asked.
+    internal = {REQUEST_CAPTURES} if isinstance(parser, HAProxyParser) else set()
+    for keep in (frozenset(), frozenset(opaque[:1]), frozenset(opaque[1:])):
+        parser.keep_fields(keep)
+        for _ in range(100):
+            values = [rng.choice(pool_for(f)) for f in parser.fields]
+            expected = without_fields_but(reference(parser, values), keep | internal)
+            assert compiled(parser, values) == expected, (keep, values)
+
+
+@pytest.mark.parametrize("header,escaping", [
+    (w3c.CLOUDFRONT_FIELDS, "url"), (w3c.IIS_FIELDS, "plus"), (w3c.BUNNY_FIELDS, "")])
+def test_compiled_columns_keep_only_the_fields_asked_for(header, escaping):
+    names = w3c.header_names(header)
+    keep = frozenset(names[2::3])
+    columns = w3c.compile_columns(names, escaping, keep)
+    full = w3c.compile_columns(names, escaping)
+    rng = random.Random(header)
+    pool = ["", "-", "200", "GET", "/a%20b", "q=1", "Mozilla/5.0+(X11)", "1.2.3.4", "x"]
+    for _ in range(100):
+        values = [rng.choice(pool) for _ in names]
+        assert columns.build(values) == without_fields_but(column_reference(full, values), keep)
+
+
+def test_a_new_fields_header_keeps_to_the_fields_asked_for():
+    parser = get_parser("cloudfront")
+    parser.keep_fields(frozenset({"x-edge-location", "c-port"}))
+    header = "#Fields: date time x-edge-location c-ip cs-method cs-uri-stem sc-status ssl-protocol"
+    with pytest.raises(Exception, match="w3c_header"):
+        parser.parse(header)
+    record = parser.parse("2026-11-26\t12:00:00\tFRA56\t1.2.3.4\tGET\t/\t200\tTLSv1.3")
+    assert record.fields == {"x-edge-location": "FRA56"}
+    assert (record.client_ip, record.uri, record.status) == ("1.2.3.4", "/", 200)

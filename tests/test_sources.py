@@ -214,3 +214,16 @@ def test_rejects_file_is_private_and_holds_every_malformed_line(tmp_path, capsys
     rows = [row.split("\t") for row in rejects.read_text().splitlines()]
     assert [(r[0], r[2]) for r in rows] == [(f"{path}:{11 + i}", broken[i]) for i in range(8)]
     assert all(r[1].startswith("does not match combined") for r in rows)
+
+
+@pytest.mark.parametrize("data", [
+    b"a\nbb\n\nccc\n", b"a\nbb\nno newline", b"one", b"", b"\n\n",
+    b"caf\xc3\xa9\nbad \xff\nx\r\ny\n", b"nul\x00\nz"])
+@pytest.mark.parametrize("size", [1 << 20, 4])
+def test_a_chunk_streamed_in_one_line_object_reads_as_its_lines(tmp_path, data, size):
+    path = tmp_path / "access.log"
+    path.write_bytes(data + b"tail\n")
+    for chunk in open_source(str(path)).chunks(size=size, numbered=False):
+        expected = [(ln.lineno, ln.end, ln.text, ln.invalid_utf8) for ln in chunk.lines()]
+        streamed = [(ln.lineno, ln.end, ln.text, ln.invalid_utf8) for ln in chunk.stream()]
+        assert streamed == expected
