@@ -286,7 +286,7 @@ def _positive(text: str) -> float:
 
 
 def _concurrency(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_CONCURRENCY:
+    if not text.isdecimal() or not 1 <= int(text) <= MAX_CONCURRENCY:
         raise argparse.ArgumentTypeError(f"expected 1 to {MAX_CONCURRENCY}, not {text!r}")
     return int(text)
 

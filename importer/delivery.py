@@ -338,7 +338,7 @@ class EventsApiSink:
     def _sent(self, job: _Job, response: Response, now: float) -> None:
         self._failures_in_a_row = 0
         dropped = response.header("x-plausible-dropped")
-        dropped = int(dropped) if dropped and dropped.isdigit() else 0
+        dropped = int(dropped) if dropped and dropped.isdecimal() else 0
         domain = job.event.domain
         c = self.counters
         with c.lock:

@@ -106,7 +106,7 @@ def _int(value: object) -> int | None:
     if isinstance(value, int):
         return value
     text = str(value)
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isdecimal() else None
 
 
 def _flatten(obj: dict, prefix: str = ""):

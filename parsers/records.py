@@ -32,7 +32,7 @@ _TARGETS = frozenset(_RECORD_FIELDS + _COMPOSITE) - {"fields"}
 
 
 def int_or_none(value: str) -> int | None:
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isdecimal() else None
 
 
 # Status codes: a few distinct texts on millions of lines, so looked up rather than converted
@@ -117,9 +117,9 @@ def compile_builder(setters: Sequence[Setter], keep: Collection[str] | None = No
         elif convert is int_or_none and target == "status":
             env["STATUS_CODES"] = STATUS_CODES
             body.append(f"{target} = STATUS_CODES.get(v{i})\n"
-                        f"if {target} is None and v{i}.isdigit(): {target} = int(v{i})")
+                        f"if {target} is None and v{i}.isdecimal(): {target} = int(v{i})")
         elif convert is int_or_none:  # inlined: one of the commonest fields
-            body.append(f"{target} = int(v{i}) if v{i}.isdigit() else None")
+            body.append(f"{target} = int(v{i}) if v{i}.isdecimal() else None")
         elif isinstance(convert, Cached):
             env[f"cache{i}"], env[f"convert{i}"] = convert.cache, convert.convert
             body.append(f"{target} = cache{i}.get(v{i})\n"

@@ -64,7 +64,7 @@ class TimeParser:
         rest = t[20:]
         if rest.startswith("."):  # Apache %{...}t with %f, rare
             digits = rest[1:].split(" ", 1)[0]
-            frac = float("0." + digits) if digits.isdigit() else 0.0
+            frac = float("0." + digits) if digits.isdecimal() else 0.0
             rest = rest[1 + len(digits):]
         rest = rest.strip()
         epoch = calendar.timegm((year, mon, day, hh, mm, ss)) + frac
@@ -109,7 +109,7 @@ class TimeParser:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return epoch_any_unit(float(value))
         text = str(value)
-        if text[:1].isdigit() and text.replace(".", "", 1).isdigit():
+        if text[:1].isdecimal() and text.replace(".", "", 1).isdecimal():
             return epoch_any_unit(float(text))
         if text[2:3] == "/" or text[1:2] == "/" or text[:1] == "[":
             return self.clf(text)
@@ -145,7 +145,7 @@ def epoch_any_unit(value: float) -> float:
 
 
 def _seconds_of_day(t: str) -> float:
-    if len(t) == 8 and t[2] == ":" and t[5] == ":" and t[:2].isdigit():
+    if len(t) == 8 and t[2] == ":" and t[5] == ":" and t[:2].isdecimal():
         hh, mm, ss = int(t[:2]), int(t[3:5]), int(t[6:])
         if hh < 24 and mm < 60 and ss < 61:
             return hh * 3600 + mm * 60 + ss
@@ -168,7 +168,7 @@ def _parse_w3c(date: str, time_of_day: str) -> float:
 def _offset_seconds(offset: str, text: str) -> int:
     sign = -1 if offset[0] == "-" else 1
     digits = offset.lstrip("+-").replace(":", "")
-    if len(digits) != 4 or not digits.isdigit():
+    if len(digits) != 4 or not digits.isdecimal():
         raise ValueError(f"bad timezone offset in timestamp {text!r}")
     return sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
 

@@ -70,7 +70,7 @@ def _url_decoded(value: str) -> str:
 
 
 def _int(value: str) -> int | None:
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isdecimal() else None
 
 
 def _plus_spaces(value: str) -> str:
@@ -142,9 +142,9 @@ def _builder(plan: tuple[tuple[int, str, Convert], ...],
         if target == "status":  # "-" and "" are not codes either
             body += ["    v = status",
                      "    status = STATUS_CODES.get(v)",
-                     "    if status is None: status = int(v) if v.isdigit() else None"]
+                     "    if status is None: status = int(v) if v.isdecimal() else None"]
         elif convert is _int:
-            body.append(f"    {target} = int({target}) if {target}.isdigit() else None")
+            body.append(f"    {target} = int({target}) if {target}.isdecimal() else None")
         else:
             body.append(f"    if not {target} or {target} == '-': {target} = None")
             if convert is _url_decoded:  # as unquote() does first, without a call
@@ -224,8 +224,8 @@ class ColumnParser(Parser):
         values = line.split(self.separator)
         if len(values) != len(columns.names):
             values = self._refit(line, values)
-        record = columns.build(values)
         try:
+            record = columns.build(values)
             if columns.epoch_ms is not None:
                 record.time = self.times.epoch(values[columns.epoch_ms], 1e3)
             elif columns.date is not None and columns.time is not None:

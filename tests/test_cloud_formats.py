@@ -68,6 +68,22 @@ def test_older_cloudfront_header_with_fewer_columns():
         parser.parse(CLOUDFRONT.lines[2])
 
 
+def test_numbers_written_with_other_digit_characters_do_not_stop_a_run():
+    """`\u00b2` is a digit to str.isdigit() but no number to int(): a status or size made of
+    such characters is unknown (None), as any other non-number there, not a crash."""
+    values = CLOUDFRONT.lines[2].split("\t")
+    parser = get_parser("cloudfront")
+    record = parser.parse("\t".join(values))
+    assert record.status is not None and record.bytes_sent is not None
+    values[3], values[8] = "\u00b2", "\u00b2\u00b3"  # sc-bytes, sc-status
+    record = parser.parse("\t".join(values))
+    assert (record.status, record.bytes_sent) == (None, None)
+    json_line = json.dumps({"time_iso8601": "2026-11-26T12:00:00+00:00", "remote_addr": "1.2.3.4",
+                            "request": "GET / HTTP/1.1", "status": "\u00b2\u00b2",
+                            "body_bytes_sent": "1"})
+    assert get_parser("nginx_json").parse(json_line).status is None
+
+
 def test_cloudfront_preset_leaves_other_w3c_files_to_w3c():
     parser = get_parser("cloudfront")
     with pytest.raises(SkipLine):

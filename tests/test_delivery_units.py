@@ -33,6 +33,7 @@ def test_retry_after_seconds_and_http_date():
                              now=now.timestamp()) == 0.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+    assert parse_retry_after("\u00b2") is None  # a digit, not a number: int() would raise
 
 
 def test_backoff_has_full_jitter_under_an_exponential_cap():
