@@ -23,6 +23,7 @@ Small files, standard input and `--follow` polls are read in-process: forking co
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import multiprocessing
 import os
@@ -128,6 +129,9 @@ class Workers:
 
     def _start(self) -> None:
         context = multiprocessing.get_context("fork")  # the workers share what is loaded
+        # What is loaded now lives as long as the run: out of the garbage collector's sight,
+        # whose passes in a worker would otherwise write to (and so copy) every page of it.
+        gc.freeze()
         self._results = context.Queue()
         for me in range(self.count):
             tasks, news = context.Queue(), context.Queue()
