@@ -40,6 +40,16 @@ def int_or_none(value: str) -> int | None:
 STATUS_CODES = {str(code): code for code in range(1000)}
 
 
+def int_source(target: str, value: str) -> list[str]:
+    """The lines of generated code that set `target` to what `int_or_none` gives for the text
+    in variable `value`, inlined (one of the commonest fields); a status code is looked up in
+    STATUS_CODES first (the builder's globals must have it)."""
+    if target != "status":
+        return [f"{target} = int({value}) if {value}.isdecimal() else None"]
+    return [f"{target} = STATUS_CODES.get({value})",
+            f"if {target} is None: {target} = int({value}) if {value}.isdecimal() else None"]
+
+
 class Cached:
     """A conversion that keeps its results in `cache`, keyed by the text (timestamps):
     the generated builder looks there itself and calls it only for a miss."""
@@ -114,12 +124,9 @@ def compile_builder(setters: Sequence[Setter], keep: Collection[str] | None = No
             names[i] = target
         elif convert is None:
             body.append(f"{target} = v{i}")
-        elif convert is int_or_none and target == "status":
+        elif convert is int_or_none:
             env["STATUS_CODES"] = STATUS_CODES
-            body.append(f"{target} = STATUS_CODES.get(v{i})\n"
-                        f"if {target} is None and v{i}.isdecimal(): {target} = int(v{i})")
-        elif convert is int_or_none:  # inlined: one of the commonest fields
-            body.append(f"{target} = int(v{i}) if v{i}.isdecimal() else None")
+            body.append("\n".join(int_source(target, f"v{i}")))
         elif isinstance(convert, Cached):
             env[f"cache{i}"], env[f"convert{i}"] = convert.cache, convert.convert
             body.append(f"{target} = cache{i}.get(v{i})\n"

@@ -19,7 +19,7 @@ from operator import itemgetter
 from urllib.parse import unquote
 
 from .base import LogRecord, ParseError, Parser, SkipLine
-from .records import STATUS_CODES
+from .records import STATUS_CODES, int_or_none, int_source
 from .registry import Preset, register
 from .timefmt import TimeParser
 
@@ -67,10 +67,6 @@ def header_names(line: str) -> list[str]:
 @lru_cache(maxsize=65536)
 def _url_decoded(value: str) -> str:
     return unquote(value)
-
-
-def _int(value: str) -> int | None:
-    return int(value) if value.isdecimal() else None
 
 
 def _plus_spaces(value: str) -> str:
@@ -139,12 +135,8 @@ def _builder(plan: tuple[tuple[int, str, Convert], ...],
         body.append(f"    {', '.join(filled)} = columns(values)")
     for _, target, convert in plan:
         env[f"convert_{target}"] = convert
-        if target == "status":  # "-" and "" are not codes either
-            body += ["    v = status",
-                     "    status = STATUS_CODES.get(v)",
-                     "    if status is None: status = int(v) if v.isdecimal() else None"]
-        elif convert is _int:
-            body.append(f"    {target} = int({target}) if {target}.isdecimal() else None")
+        if convert is int_or_none:  # "-" and "" are not numbers either
+            body += ["    v = " + target, *("    " + line for line in int_source(target, "v"))]
         else:
             body.append(f"    if not {target} or {target} == '-': {target} = None")
             if convert is _url_decoded:  # as unquote() does first, without a call
@@ -182,7 +174,7 @@ def _converted(target: str, convert: Convert) -> str:
 
 def _converter(target: str, escaping: str) -> Convert:
     if target in ("status", "bytes_sent"):
-        return _int
+        return int_or_none
     if escaping == "url" and target in URL_ENCODED:
         return _url_decoded
     if escaping == "plus" and target == "user_agent":
