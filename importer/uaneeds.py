@@ -32,7 +32,6 @@ Alternative = tuple[Clause, ...]  # the text holds one string of each clause
 Needs = tuple[Alternative, ...]  # any match (in ASCII text) satisfies one of these
 
 ALWAYS: Needs = ((),)  # nothing is known: one alternative that needs nothing
-NEVER: Needs = ()  # no match in ASCII text
 # Syntax `re` parses without error but not as `regex` does: "{e<=1}" (fuzzy matching) is literal
 # text to `re`, "[[:alpha:]]" a set then "]". Any brace but a plain repeat count, any "[:".
 REGEX_ONLY = re.compile(r"\{(?!\d*,?\d*\})|\[:")
@@ -132,16 +131,18 @@ def _in_sequence(items) -> list[Alternative]:
         spellings = _spellings(op, av)
         if spellings == set():
             return []  # this item cannot match ASCII text
-        if spellings is not None and len(run) * len(spellings) <= MAX_SPELLINGS:
-            run = {a + b for a in run for b in spellings}
+        joined = _product([run, spellings])
+        if joined is not None:
+            run = joined
             continue
         if spellings is None and op in REPEATS and av[0] >= 1:
             # "x+" starts and ends with "x": it joins the run before it and starts the next.
             first = _sequence_spellings(av[2])
             if first == set():
                 return []
-            if first is not None and len(run) * len(first) <= MAX_SPELLINGS:
-                run = {a + b for a in run for b in first}
+            joined = _product([run, first])
+            if joined is not None:
+                run = joined
                 close_run()
                 run = first
                 continue
