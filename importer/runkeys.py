@@ -51,8 +51,9 @@ class RunKeys:
         self._size = 0
 
     def knows(self, key: bytes, when: float | None) -> bool:
-        if key in self.recent:
-            return True
+        return key in self.recent or self._in_runs(key, when)
+
+    def _in_runs(self, key: bytes, when: float | None) -> bool:
         # `not when > latest`: a NaN time is looked for too (it is spilled as NO_TIME).
         return bool(self.runs) and (when is None or not when > self.latest) \
             and self._spilled(key, when)
@@ -78,7 +79,7 @@ class RunKeys:
                 found[i] = known
                 continue
             if when is None or not when > floor:
-                if self.runs and self.knows(key, when):
+                if self._in_runs(key, when):  # `recent` is looked in above
                     found[i] = known
                     continue
                 outcome = recorded(key, when)
