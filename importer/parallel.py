@@ -377,7 +377,7 @@ class _Learning:
 
     EVERY = 16  # user agents found out here, sent on together
 
-    def __init__(self, cache: dict, news=None, results=None, me: int = 0) -> None:
+    def __init__(self, cache: dict, news, results, me: int) -> None:
         self.cache = cache
         self.mark = len(cache)  # what the cache held when last taken or learned from
         self.held: list[tuple] = []  # found here before `learn`, not taken yet
