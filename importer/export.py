@@ -153,9 +153,9 @@ class SiteExport:
         """Sessions that ended: on their day at once if their user agent is known (a next
         run: nearly all), else in a later batch."""
         known, pending = self.agents.known, self._closed_sessions
-        ready = [s for s in sessions if s.first.user_agent in known]
-        if len(ready) < len(sessions):
-            pending.extend(s for s in sessions if s.first.user_agent not in known)
+        ready = []
+        for session in sessions:
+            (ready if session.first.user_agent in known else pending).append(session)
         self._place(ready)
         if len(pending) >= BATCH:
             self._place_closed(before_day=-math.inf)
