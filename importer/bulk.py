@@ -1,0 +1,187 @@
+"""The parse workers' fast path: the lines of a chunk that a filter rule drops are decided
+together, from columns, and only the others are examined one by one (Pipeline._examine).
+
+Most lines of a log are filtered (assets, bots...), and a filter reads a few fields of a
+record. So instead of a LogRecord per line, the parser reads the chunk as a table
+(parsers/columns.py), each rule's `steps` (importer/filters.py) judge each distinct value of
+the field they read once, and a line takes the first objection in the rules' order. A line
+is decided here only when that is certain: it fits the format as `parse()` reads it, every
+conversion of its fields succeeds (else it is malformed), and a step objects before any step
+that is unsure (a download, whose verdict reads more than its target) or any rule without
+steps (--exclude-ip, --domain-map's host rule, which counts what it sees). Everything else
+(would-be events, malformed, blank, undecodable lines) goes through `_examine` as before, in
+order, so this only ever counts a line where `_examine` would: under a filter reason.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from itertools import accumulate, compress
+
+from parsers.base import CACHE_LIMIT, Parser
+from parsers.columns import Table
+
+from .filters import UNSURE, FilterChain, Step
+from .sources import Chunk, Line
+
+# A row's verdict as a number, so that the first objection in the rules' order is the least
+# (map(min, ...) over the steps' columns): the step's position, then what it said.
+_SHIFT = 16
+_UNSURE = (1 << _SHIFT) - 1  # the line is left to the per-line path
+PASS = 1 << 40  # no objection (yet)
+_MAX_CACHES = 64  # verdict caches kept (a new W3C header derives new fields)
+
+
+def _accept(value: object) -> None:
+    """The judge of a field whose conversion may fail: any value it converts to is fine."""
+    return None
+
+
+def _none() -> None:
+    return None
+
+
+class Sieve:
+    """Decides the filtered lines of chunks, keeping what it judged from chunk to chunk."""
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        self.steps = tuple(steps)
+        self._ids: dict[str, int] = {}  # reason -> its number in a verdict
+        self._reasons: list[str] = []
+        self._verdicts: dict[tuple[int, object], dict] = {}  # (position, Derived) -> cache
+
+    @classmethod
+    def of(cls, filters: FilterChain, explain: int) -> Sieve | None:
+        """A sieve for these filters; None if it could decide nothing, or if the filtered
+        lines are to be sampled (--explain keeps the first ones of each reason)."""
+        steps = filters.steps()
+        return cls(steps) if steps and not explain else None
+
+    def lines(self, chunk: Chunk, parser: Parser, filtered: Counter
+              ) -> tuple[int, Iterator[tuple[Line, int]]]:
+        """How many lines the chunk has, and those left to examine one by one with where
+        each begins; the others are added to `filtered`."""
+        texts = chunk.ascii_texts()
+        lines = None
+        skip: set[int] = set()
+        if texts is None:
+            lines = chunk.lines()
+            texts = [line.text for line in lines]
+            skip = {i for i, line in enumerate(lines) if line.invalid_utf8}  # noted per line
+        if "" in texts or any(map(str.isspace, texts)):  # blank_line, per line
+            skip.update(i for i, text in enumerate(texts) if not text or text.isspace())
+        found = self.sift(texts, parser, skip) if texts else None
+        if found is None:
+            return len(texts), _numbered(chunk, texts, lines, range(len(texts)))
+        counts, left = found
+        filtered.update(counts)
+        return len(texts), _numbered(chunk, texts, lines, left)
+
+    def sift(self, texts: list[str], parser: Parser, skip: set[int] = frozenset()
+             ) -> tuple[Counter, list[int]] | None:
+        """(filter reason -> lines decided, indexes of the lines left), or None if the
+        parser cannot read these lines as a table. `skip`: lines to leave anyway."""
+        table = parser.table(texts)
+        if table is None:
+            return None
+        if skip:
+            table = table.without(skip)
+        plan = [*(Step(field, _accept) for field in table.checks), *self.steps]
+        raw: dict[int, list[str]] = {}  # a source's texts, read once for all eager steps
+        columns, k = [], 0
+        for k, step in enumerate(plan):  # noqa: B007 - k: where the lazy steps begin
+            if not step.eager:
+                break
+            codes = self._codes(k, step, table, None, raw)
+            if codes is not None:
+                columns.append(codes)
+        else:
+            k = len(plan)
+        verdicts = list(map(min, *columns)) if len(columns) > 1 else (
+            columns[0] if columns else [PASS] * len(table.rows))
+        self._lazy(plan, k, table, verdicts)
+        counts = Counter(verdicts)
+        left_codes = {code for code in counts if code == PASS or code & _UNSURE == _UNSURE}
+        decided = Counter({self._reasons[code & _UNSURE]: n for code, n in counts.items()
+                           if code not in left_codes})
+        left = list(compress(table.rows, map(left_codes.__contains__, verdicts)))
+        if len(table.rows) != len(texts):
+            left = sorted(set(range(len(texts))).difference(table.rows).union(left))
+        return decided, left
+
+    def _lazy(self, plan: list[Step], start: int, table: Table, verdicts: list[int]) -> None:
+        """The steps from `start` on, each on the rows the ones before let through."""
+        alive = list(compress(range(len(verdicts)), map(PASS.__eq__, verdicts)))
+        for k in range(start, len(plan)):
+            if not alive:
+                return
+            codes = self._codes(k, plan[k], table, alive, {})
+            if codes is None:
+                continue
+            through = []
+            for row, code in zip(alive, codes, strict=True):
+                if code == PASS:
+                    through.append(row)
+                else:
+                    verdicts[row] = code
+            alive = through
+
+    def _codes(self, k: int, step: Step, table: Table, where: list[int] | None,
+               raw: dict[int, list[str]]) -> list[int] | None:
+        """Step k's verdict on each row (of `where`, else of all); None: it lets all through."""
+        derived = table.derive(step.field)
+        rows = len(table.rows) if where is None else len(where)
+        if derived is None:  # not logged: None on every line
+            code = self._code(k, step.judge, _none, ())
+            return None if code == PASS else [code] * rows
+        texts = []
+        for source in derived.sources:
+            if source not in raw:
+                raw[source] = table.raw(source, where)
+            texts.append(raw[source])
+        keys = texts[0] if len(texts) == 1 else list(zip(*texts, strict=True))
+        cache = self._verdicts.get((k, derived))
+        if cache is None:
+            if len(self._verdicts) >= _MAX_CACHES:
+                self._verdicts.clear()
+            cache = self._verdicts[k, derived] = {}
+        missing = set(keys).difference(cache)
+        if missing:
+            if len(cache) + len(missing) > CACHE_LIMIT:
+                cache.clear()
+                missing = set(keys)
+            value, judge = derived.value, step.judge
+            for key in missing:
+                cache[key] = self._code(k, judge, value, (key,) if len(texts) == 1 else key)
+        return list(map(cache.__getitem__, keys))
+
+    def _code(self, k: int, judge, value, texts: tuple) -> int:
+        """Step k's verdict on the value of a field made of these texts, as a number."""
+        try:
+            made = value(*texts)
+        except ValueError:  # the line is malformed: said per line
+            return k << _SHIFT | _UNSURE
+        why = judge(made)
+        if why is None:
+            return PASS
+        if why is UNSURE:
+            return k << _SHIFT | _UNSURE
+        found = self._ids.get(why)
+        if found is None:
+            found = self._ids[why] = len(self._reasons)
+            self._reasons.append(why)
+        return k << _SHIFT | found
+
+
+def _numbered(chunk: Chunk, texts: list[str], lines: list[Line] | None,
+              which: Sequence[int]) -> Iterator[tuple[Line, int]]:
+    """The lines at these indexes, each with where it begins."""
+    if lines is not None:
+        for i in which:
+            yield lines[i], lines[i - 1].end if i else chunk.start
+        return
+    start, last = chunk.start, len(texts) - 1
+    ends = list(accumulate(map(len, texts)))  # an ASCII line's end: its length + 1 on
+    for i in which:
+        end = chunk.end if i == last else start + ends[i] + i + 1
+        yield Line(chunk.lineno + i + 1, end, texts[i]), start + ends[i - 1] + i if i else start
