@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from itertools import accumulate, compress
 
 from parsers.base import CACHE_LIMIT, Parser
-from parsers.columns import Table
+from parsers.columns import Derived, Table
 
 from .filters import UNSURE, FilterChain, Step
 from .sources import Chunk, Line
@@ -30,11 +30,6 @@ _SHIFT = 16
 _UNSURE = (1 << _SHIFT) - 1  # the line is left to the per-line path
 PASS = 1 << 40  # no objection (yet)
 _MAX_CACHES = 64  # verdict caches kept (a new W3C header derives new fields)
-
-
-def _accept(value: object) -> None:
-    """The judge of a field whose conversion may fail: any value it converts to is fine."""
-    return None
 
 
 def _none() -> None:
@@ -48,7 +43,8 @@ class Sieve:
         self.steps = tuple(steps)
         self._ids: dict[str, int] = {}  # reason -> its number in a verdict
         self._reasons: list[str] = []
-        self._verdicts: dict[tuple[int, object], dict] = {}  # (position, Derived) -> cache
+        self._verdicts: dict[tuple[int, Derived], dict] = {}  # (position, field) -> cache
+        self._valid: dict[Derived, set] = {}  # values known to convert
 
     @classmethod
     def of(cls, filters: FilterChain, explain: int) -> Sieve | None:
@@ -84,10 +80,11 @@ class Sieve:
         table = parser.table(texts)
         if table is None:
             return None
-        if skip:
-            table = table.without(skip)
-        plan = [*(Step(field, _accept) for field in table.checks), *self.steps]
         raw: dict[int, list[str]] = {}  # a source's texts, read once for all eager steps
+        skip = skip.union(self._unconvertible(table, raw))
+        if skip:
+            table, raw = table.without(skip), {}
+        plan = self.steps
         columns, k = [], 0
         for k, step in enumerate(plan):  # noqa: B007 - k: where the lazy steps begin
             if not step.eager:
@@ -109,7 +106,33 @@ class Sieve:
             left = sorted(set(range(len(texts))).difference(table.rows).union(left))
         return decided, left
 
-    def _lazy(self, plan: list[Step], start: int, table: Table, verdicts: list[int]) -> None:
+    def _unconvertible(self, table: Table, raw: dict[int, list[str]]) -> set[int]:
+        """The lines with a field whose conversion fails (malformed: said per line). The
+        values known to convert are kept from chunk to chunk."""
+        failing: set[int] = set()
+        for field in table.checks:
+            derived = table.derive(field)
+            if derived is None:
+                continue
+            keys = self._keys(derived, table, None, raw)
+            valid = self._cache(self._valid, derived, set)
+            missing = set(keys).difference(valid)
+            if not missing:
+                continue
+            if len(valid) + len(missing) > CACHE_LIMIT:
+                valid.clear()
+            value, bad = derived.value, set()
+            for key in missing:
+                try:
+                    value(*key) if len(derived.sources) > 1 else value(key)
+                except ValueError:
+                    bad.add(key)
+            valid.update(missing.difference(bad))
+            if bad:
+                failing.update(compress(table.rows, map(bad.__contains__, keys)))
+        return failing
+
+    def _lazy(self, plan: Sequence[Step], start: int, table: Table, verdicts: list[int]) -> None:
         """The steps from `start` on, each on the rows the ones before let through."""
         alive = list(compress(range(len(verdicts)), map(PASS.__eq__, verdicts)))
         for k in range(start, len(plan)):
@@ -134,26 +157,39 @@ class Sieve:
         if derived is None:  # not logged: None on every line
             code = self._code(k, step.judge, _none, ())
             return None if code == PASS else [code] * rows
-        texts = []
-        for source in derived.sources:
-            if source not in raw:
-                raw[source] = table.raw(source, where)
-            texts.append(raw[source])
-        keys = texts[0] if len(texts) == 1 else list(zip(*texts, strict=True))
-        cache = self._verdicts.get((k, derived))
-        if cache is None:
-            if len(self._verdicts) >= _MAX_CACHES:
-                self._verdicts.clear()
-            cache = self._verdicts[k, derived] = {}
+        keys = self._keys(derived, table, where, raw)
+        cache = self._cache(self._verdicts, (k, derived), dict)
         missing = set(keys).difference(cache)
         if missing:
             if len(cache) + len(missing) > CACHE_LIMIT:
                 cache.clear()
                 missing = set(keys)
-            value, judge = derived.value, step.judge
+            value, judge, one = derived.value, step.judge, len(derived.sources) == 1
             for key in missing:
-                cache[key] = self._code(k, judge, value, (key,) if len(texts) == 1 else key)
+                cache[key] = self._code(k, judge, value, (key,) if one else key)
         return list(map(cache.__getitem__, keys))
+
+    @staticmethod
+    def _keys(derived: Derived, table: Table, where: list[int] | None,
+              raw: dict[int, list[str]]) -> list:
+        """Per row (of `where`, else of all): the text of the field's source, or the tuple of
+        its sources' texts."""
+        texts = []
+        for source in derived.sources:
+            if source not in raw:
+                raw[source] = table.raw(source, where)
+            texts.append(raw[source])
+        return texts[0] if len(texts) == 1 else list(zip(*texts, strict=True))
+
+    @staticmethod
+    def _cache(caches: dict, key, make: type) -> dict | set:
+        """The cache kept under `key`; a few are kept (a new W3C header derives new fields)."""
+        found = caches.get(key)
+        if found is None:
+            if len(caches) >= _MAX_CACHES:
+                caches.clear()
+            found = caches[key] = make()
+        return found
 
     def _code(self, k: int, judge, value, texts: tuple) -> int:
         """Step k's verdict on the value of a field made of these texts, as a number."""

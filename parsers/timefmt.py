@@ -117,14 +117,21 @@ class TimeParser:
 
     def w3c(self, date: str, time_of_day: str) -> float:
         """W3C extended `date` and `time` columns: UTC by the format's definition (IIS,
-        CloudFront); IIS 5 wrote dates unpadded (`2007-4-11`)."""
+        CloudFront); IIS 5 wrote dates unpadded (`2007-4-11`). It fails where one of its
+        parts, `w3c_day` and `w3c_seconds`, fails."""
+        return self.w3c_day(date) + self.w3c_seconds(time_of_day)
+
+    def w3c_day(self, date: str) -> float:
         day = self._days.get(date)
         if day is None:
             day = self._days[date] = _parse_w3c(date, "00:00:00")
+        return day
+
+    def w3c_seconds(self, time_of_day: str) -> float:
         seconds = self._times_of_day.get(time_of_day)
         if seconds is None:
             seconds = remember(self._times_of_day, time_of_day, _seconds_of_day(time_of_day))
-        return day + seconds
+        return seconds
 
     @staticmethod
     def epoch(text: str, scale: float = 1.0) -> float:

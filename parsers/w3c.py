@@ -257,7 +257,9 @@ class ColumnParser(Parser):
         if any(len(values) != count for values in items):
             rows = [i for i, values in enumerate(items) if len(values) == count]
             items = [items[i] for i in rows]
-        checks = ("time",) if self.clock is not None else ()
+        columns = self.columns
+        checks = ("time",) if columns.epoch_ms is not None else (
+            ("time:date", "time:of_day") if self.clock is not None else ())
         return Table(rows, items, self._derive, checks)
 
     def _derive(self, target: str) -> Derived | None:
@@ -269,6 +271,10 @@ class ColumnParser(Parser):
         """`_builder` (or `_clock`) of the columns `target` is made of alone, reading them
         from positions 0, 1... of its argument."""
         columns = self.columns
+        if target == "time:date":  # `time` fails where one of its parts does
+            return Derived((columns.date,), self.times.w3c_day)
+        if target == "time:of_day":
+            return Derived((columns.time,), self.times.w3c_seconds)
         if target == "time":
             sources = (columns.epoch_ms,) if columns.epoch_ms is not None else (
                 columns.date, columns.time)
