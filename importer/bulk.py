@@ -121,6 +121,10 @@ class Sieve:
                 continue
             if len(valid) + len(missing) > CACHE_LIMIT:
                 valid.clear()
+            if derived.sure is not None:  # the values it is sure of need no converting
+                listed = list(missing)
+                valid.update(compress(listed, map(derived.sure, listed)))
+                missing.difference_update(valid)
             value, bad = derived.value, set()
             for key in missing:
                 try:

@@ -17,10 +17,13 @@ from operator import itemgetter
 class Derived:
     """How a LogRecord field is made from a line's raw values: the sources it reads (regex
     groups, columns), and the function of their texts (in that order) giving the value that
-    `parse()` gives the field; it raises ValueError where `parse()` would fail on them."""
+    `parse()` gives the field; it raises ValueError where `parse()` would fail on them.
+    `sure`: for a field of one source, a quick test (a regex's fullmatch) of texts that
+    `value` converts without fail, if there is one."""
 
     sources: tuple[int, ...]
     value: Callable[..., object]
+    sure: Callable[[str], object] | None = None
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .base import LogRecord, ParseError, Parser
 from .columns import Derived, Table
 from .records import OPAQUE, Cached, compile_builder, compile_field, int_or_none
-from .timefmt import TimeParser
+from .timefmt import CLF_SURE, TimeParser
 
 # How a value is matched and converted. `quoted` patterns apply inside "...".
 _QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'
@@ -285,8 +285,13 @@ class FormatParser(Parser):
     def _derive(self, target: str) -> Derived | None:
         if target not in self._derived:
             found = compile_field(self._setters, target)
-            self._derived[target] = None if found is None else Derived(
-                tuple(i + 1 for i in found[0]), found[1])
+            if found is None:
+                self._derived[target] = None
+            else:
+                used, value = found
+                convert = self._setters[used[0]][1]
+                sure = convert.sure if len(used) == 1 and isinstance(convert, Cached) else None
+                self._derived[target] = Derived(tuple(i + 1 for i in used), value, sure)
         return self._derived[target]
 
     def _setter(self, f: Field) -> tuple[str, object]:
@@ -299,7 +304,8 @@ class FormatParser(Parser):
             how = target[5:]
             times = self.times
             convert = {
-                "clf": Cached(times.clf_stamps, times.clf), "iso": times.iso, "epoch": times.epoch,
+                "clf": Cached(times.clf_stamps, times.clf, CLF_SURE.fullmatch), "iso": times.iso,
+                "epoch": times.epoch,
                 "msec": lambda v: times.epoch(v, 1e3), "usec": lambda v: times.epoch(v, 1e6),
             }.get(how) or (lambda v, layout=how[9:]: times.strptime(v.strip("[]"), layout))
             return "time", convert

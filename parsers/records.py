@@ -58,10 +58,12 @@ class Cached:
     """A conversion that keeps its results in `cache`, keyed by the text (timestamps):
     the generated builder looks there itself and calls it only for a miss."""
 
-    __slots__ = ("cache", "convert")
+    __slots__ = ("cache", "convert", "sure")
 
-    def __init__(self, cache: dict, convert: Callable[[str], object]) -> None:
-        self.cache, self.convert = cache, convert
+    def __init__(self, cache: dict, convert: Callable[[str], object],
+                 sure: Callable[[str], object] | None = None) -> None:
+        """`sure`: a quick test of texts that convert without fail (see columns.Derived)."""
+        self.cache, self.convert, self.sure = cache, convert, sure
 
     def __call__(self, value: str) -> object:
         return self.convert(value)

@@ -6,12 +6,20 @@ string once and caching the result is what makes time parsing cheap (see measure
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from .base import remember
 
 MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+# Stamps of these forms always convert (`clf`, `w3c_seconds`): checking a column of them with
+# one regex each costs a fraction of converting them (importer/bulk.py); others may still.
+_HMS = r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+CLF_SURE = re.compile(r"\[?(?:0[1-9]|[12]\d|3[01])/(?:" + "|".join(MONTHS) + r")/(?:19|20)\d\d:"
+                      + _HMS + r"(?: [+-]\d{4})?\]?", re.ASCII)
+W3C_TIME_SURE = re.compile(_HMS, re.ASCII)
 
 
 

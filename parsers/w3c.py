@@ -22,7 +22,7 @@ from .base import LogRecord, ParseError, Parser, SkipLine
 from .columns import Derived, Table
 from .records import STATUS_CODES, int_or_none, int_source
 from .registry import Preset, register
-from .timefmt import TimeParser
+from .timefmt import W3C_TIME_SURE, TimeParser
 
 # LogRecord field -> the columns that may fill it, best first (CloudFront's cs(Host) is the
 # distribution's own domain; x-host-header is the Host the visitor asked for).
@@ -274,7 +274,7 @@ class ColumnParser(Parser):
         if target == "time:date":  # `time` fails where one of its parts does
             return Derived((columns.date,), self.times.w3c_day)
         if target == "time:of_day":
-            return Derived((columns.time,), self.times.w3c_seconds)
+            return Derived((columns.time,), self.times.w3c_seconds, W3C_TIME_SURE.fullmatch)
         if target == "time":
             sources = (columns.epoch_ms,) if columns.epoch_ms is not None else (
                 columns.date, columns.time)

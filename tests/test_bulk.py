@@ -23,7 +23,7 @@ from importer.sites import SiteRouter
 from importer.sources import Chunk
 from parsers.base import ParseError, SkipLine
 from parsers.registry import get_parser
-from parsers.timefmt import TimeParser
+from parsers.timefmt import CLF_SURE, W3C_TIME_SURE, TimeParser
 from parsers.w3c import CLOUDFRONT_FIELDS
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0"
@@ -186,3 +186,21 @@ def test_explain_turns_the_sieve_off():
     assert Sieve.of(chain, explain=0) is not None
     assert Sieve.of(chain, explain=3) is None
     assert Sieve.of(FilterChain([host_rule(SiteRouter(None, []), Counter())]), 0) is None
+
+
+def test_stamps_of_the_sure_forms_convert():
+    times = TimeParser()
+    stamps = [f"{d}/{m}/{y}:{h}:{mi}:{s}{z}"
+              for d, m, y, h, mi, s, z in itertools.product(
+                  ["01", "09", "10", "29", "31"], ["Jan", "Feb", "Dec"], ["1900", "1970", "2099"],
+                  ["00", "19", "23"], ["00", "59"], ["00", "59"], ["", " +0100", " -1159"])]
+    for stamp in stamps + [f"[{stamp}]" for stamp in stamps]:
+        assert CLF_SURE.fullmatch(stamp), stamp
+        times.clf(stamp)
+    odds = ["01/Mar/2026:24:00:00", "01/Mar/2026:01:00:60", "00/Mar/2026:01:00:00"]
+    for odd in STAMPS[2:5] + odds:
+        assert not CLF_SURE.fullmatch(odd), odd
+    for clock in ("00:00:00", "09:59:59", "23:59:59"):
+        assert W3C_TIME_SURE.fullmatch(clock)
+        times.w3c_seconds(clock)
+    assert not any(map(W3C_TIME_SURE.fullmatch, ["24:00:00", "1:00:00", "00:60:00", "0:0:0"]))
