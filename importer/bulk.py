@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from itertools import accumulate, compress
+from itertools import accumulate, compress, takewhile
+from operator import attrgetter
 
 from parsers.base import CACHE_LIMIT, Parser
 from parsers.columns import Derived, Table
@@ -41,6 +42,7 @@ class Sieve:
 
     def __init__(self, steps: Sequence[Step]) -> None:
         self.steps = tuple(steps)
+        self._eager = tuple(step.field for step in takewhile(attrgetter("eager"), steps))
         self._ids: dict[str, int] = {}  # reason -> its number in a verdict
         self._reasons: list[str] = []
         self._verdicts: dict[tuple[int, Derived], dict] = {}  # (position, field) -> cache
@@ -77,7 +79,7 @@ class Sieve:
              ) -> tuple[Counter, list[int]] | None:
         """(filter reason -> lines decided, indexes of the lines left), or None if the
         parser cannot read these lines as a table. `skip`: lines to leave anyway."""
-        table = parser.table(texts)
+        table = parser.table(texts, self._eager)
         if table is None:
             return None
         raw: dict[int, list[str]] = {}  # a source's texts, read once for all eager steps

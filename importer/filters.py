@@ -79,7 +79,9 @@ class PageRule:
         # The same checks one field at a time, for deciding many lines at once
         # (importer/bulk.py); a download depends on more than its target.
         self.steps = (Step("method", self.judge_method), Step("status", self.judge_status),
-                      Step("uri", self.judge_target), Step("content_type", self.judge_type))
+                      Step("uri", self.judge_target),
+                      # Read of pages only: CloudFront's content type is its 30th column.
+                      Step("content_type", self.judge_type, eager=False))
 
     def __call__(self, record: LogRecord) -> str | None:
         why = self.judge_method(record.method) or self.judge_status(record.status)

@@ -5,6 +5,7 @@ A parser knows one log format and nothing about Plausible: it turns one line of 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -80,8 +81,8 @@ class Parser:
         (`--prop`). Copying the others is wasted work on every line (CloudFront has ~20 such
         columns). A parser that does not override this keeps them all, which is never wrong."""
 
-    def table(self, texts: list[str]) -> Table | None:
+    def table(self, texts: list[str], fields: Sequence[str] = ()) -> Table | None:
         """These lines as columns (parsers/columns.py), for deciding many at once; None where
-        the parser has no such form (each line is then parsed on its own). The lines must
-        hold no header that changes how the next ones read."""
+        the parser has no such form (each line is then parsed on its own). `fields`: those
+        that will be read on every row (reading others may cost more)."""
         return None

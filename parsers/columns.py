@@ -9,7 +9,7 @@ are the parser's own builder, compiled for one field: nothing here knows a forma
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import itemgetter
 
 
@@ -31,20 +31,28 @@ class Table:
     """`rows`: the indexes (in the texts given) of the lines the parser is sure of; `items`:
     their raw values, one item per row, `item[source]` being a source's text; `derive`: a
     field's `Derived` (None: the format does not log it, the field is None); `checks`: the
-    fields whose conversion may fail (a line that fails them is malformed)."""
+    fields whose conversion may fail (a line that fails them is malformed). `cut`: items
+    hold only sources 0 to cut - 1 apart, then the rest of the line, whose sources are
+    split apart (on `separator`) when read."""
 
     rows: Sequence[int]
     items: list
     derive: Callable[[str], Derived | None]
     checks: tuple[str, ...]
+    cut: int | None = None
+    separator: str | None = None
 
     def raw(self, source: int, where: Sequence[int] | None = None) -> list[str]:
         """A source's texts, of every row or of the rows at positions `where`."""
         items = self.items if where is None else map(self.items.__getitem__, where)
+        if self.cut is not None and source >= self.cut:
+            cut, separator = self.cut, self.separator
+            return [item[cut].split(separator, source - cut + 1)[source - cut]
+                    for item in items]
         return list(map(itemgetter(source), items))
 
     def without(self, lines: set[int]) -> Table:
         """The table without these lines (of the texts given)."""
         kept = [i for i, line in enumerate(self.rows) if line not in lines]
-        return Table([self.rows[i] for i in kept], [self.items[i] for i in kept], self.derive,
-                     self.checks)
+        return replace(self, rows=[self.rows[i] for i in kept],
+                       items=[self.items[i] for i in kept])

@@ -9,7 +9,7 @@ per format.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .base import LogRecord, ParseError, Parser
@@ -269,7 +269,7 @@ class FormatParser(Parser):
     def keep_fields(self, names: frozenset[str]) -> None:
         self._build = compile_builder(self._setters, names)
 
-    def table(self, texts: list[str]) -> Table:
+    def table(self, texts: list[str], fields: Sequence[str] = ()) -> Table:
         """The lines the plain regex matches, but those with a backslash (escapes: the
         regex that reads them may split them differently); a row's item is its match,
         whose group i + 1 is field i's text."""

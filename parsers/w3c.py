@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
+from itertools import repeat
 from operator import attrgetter, itemgetter
 from urllib.parse import unquote
 
@@ -244,23 +245,36 @@ class ColumnParser(Parser):
             return lambda values: times.w3c(values[date], values[time])
         return None
 
-    def table(self, texts: list[str]) -> Table | None:
-        """Lines of the expected number of columns, a row's item being its columns; None
-        for lines with a header among them, or after a header not of this format."""
+    def table(self, texts: list[str], fields: Sequence[str] = ()) -> Table | None:
+        """Lines of the expected number of columns, a row's item being its columns, split
+        only as far as `fields` and the checks need them (the columns of a CloudFront line
+        cost more to split than all else); None for lines with a header among them, or after
+        a header not of this format."""
         joined = "\n".join(texts)
         if not self.header_ok or joined.startswith("#") or "\n#" in joined \
                 or "\ufeff#" in joined:
             return None
-        count, separator = len(self.columns.names), self.separator
-        items = [text.split(separator) for text in texts]
-        rows: Sequence[int] = range(len(texts))
-        if any(len(values) != count for values in items):
-            rows = [i for i, values in enumerate(items) if len(values) == count]
-            items = [items[i] for i in rows]
-        columns = self.columns
+        columns, separator = self.columns, self.separator
+        count = len(columns.names)
         checks = ("time",) if columns.epoch_ms is not None else (
             ("time:date", "time:of_day") if self.clock is not None else ())
-        return Table(rows, items, self._derive, checks)
+        read = [self._derive(name) for name in (*fields, *checks)]
+        cut = max((i for found in read if found is not None for i in found.sources),
+                  default=-1) + 1
+        if separator is None or cut >= count - 1:  # split on runs of white space, or all
+            items = [text.split(separator) for text in texts]
+            rows: Sequence[int] = range(len(texts))
+            if any(len(values) != count for values in items):
+                rows = [i for i, values in enumerate(items) if len(values) == count]
+                items = [items[i] for i in rows]
+            return Table(rows, items, self._derive, checks)
+        seps = list(map(str.count, texts, repeat(separator)))
+        rows = range(len(texts))
+        if seps.count(count - 1) != len(texts):
+            rows = [i for i, n in enumerate(seps) if n == count - 1]
+            texts = [texts[i] for i in rows]
+        items = [text.split(separator, cut) for text in texts]
+        return Table(rows, items, self._derive, checks, cut, separator)
 
     def _derive(self, target: str) -> Derived | None:
         if target not in self._derived:
@@ -303,7 +317,10 @@ class ColumnParser(Parser):
         escaping = "url" if any(n.startswith("x-edge-") for n in names) else "plus"
         self.header_ok = self.requires is None or self.requires in names
         if self.header_ok:
-            self._use(compile_columns(names, escaping, self.keep))
+            # The header in force again (parse workers are given it before each chunk): the
+            # same columns, and what was derived from them stays (importer/bulk.py's caches).
+            if (tuple(names), escaping) != (self.columns.names, self.columns.escaping):
+                self._use(compile_columns(names, escaping, self.keep))
             self.free = None
 
     def _refit(self, line: str, values: list[str]) -> list[str]:
