@@ -58,7 +58,7 @@ class Sieve:
     def lines(self, chunk: Chunk, parser: Parser, filtered: Counter
               ) -> tuple[int, Iterator[tuple[Line, int]]]:
         """How many lines the chunk has, and those left to examine one by one with where
-        each begins; the others are added to `filtered`."""
+        each begins (see `_numbered`: keep copies only); the others are added to `filtered`."""
         texts = chunk.ascii_texts()
         lines = None
         skip: set[int] = set()
@@ -86,19 +86,22 @@ class Sieve:
         skip = skip.union(self._unconvertible(table, raw))
         if skip:
             table, raw = table.without(skip), {}
-        plan = self.steps
-        columns, k = [], 0
-        for k, step in enumerate(plan):  # noqa: B007 - k: where the lazy steps begin
-            if not step.eager:
-                break
-            codes = self._codes(k, step, table, None, raw)
-            if codes is not None:
-                columns.append(codes)
-        else:
-            k = len(plan)
+        plan, lazy = self.steps, len(self._eager)
+        # The eager steps' verdicts, one column per field's sources: steps reading the same
+        # ones (a request's method and target) are judged together, the least code winning.
+        columns, groups = [], {}
+        for k, step in enumerate(plan[:lazy]):
+            derived = table.derive(step.field)
+            if derived is None:  # not logged: None on every line
+                code = self._code(k, step.judge, _none, ())
+                if code != PASS:
+                    columns.append([code] * len(table.rows))
+            else:
+                groups.setdefault(derived.sources, []).append((k, step, derived))
+        columns += [self._codes(group, table, None, raw) for group in groups.values()]
         verdicts = list(map(min, *columns)) if len(columns) > 1 else (
             columns[0] if columns else [PASS] * len(table.rows))
-        self._lazy(plan, k, table, verdicts)
+        self._lazy(plan, lazy, table, verdicts)
         counts = Counter(verdicts)
         left_codes = {code for code in counts if code == PASS or code & _UNSURE == _UNSURE}
         decided = Counter({self._reasons[code & _UNSURE]: n for code, n in counts.items()
@@ -116,7 +119,7 @@ class Sieve:
             derived = table.derive(field)
             if derived is None:
                 continue
-            keys = self._keys(derived, table, None, raw)
+            keys = self._keys(derived.sources, table, None, raw)
             valid = self._cache(self._valid, derived, set)
             missing = set(keys).difference(valid)
             if not missing:
@@ -144,9 +147,12 @@ class Sieve:
         for k in range(start, len(plan)):
             if not alive:
                 return
-            codes = self._codes(k, plan[k], table, alive, {})
-            if codes is None:
-                continue
+            step = plan[k]
+            derived = table.derive(step.field)
+            if derived is None:
+                codes = [self._code(k, step.judge, _none, ())] * len(alive)
+            else:
+                codes = self._codes([(k, step, derived)], table, alive, {})
             through = []
             for row, code in zip(alive, codes, strict=True):
                 if code == PASS:
@@ -155,33 +161,32 @@ class Sieve:
                     verdicts[row] = code
             alive = through
 
-    def _codes(self, k: int, step: Step, table: Table, where: list[int] | None,
-               raw: dict[int, list[str]]) -> list[int] | None:
-        """Step k's verdict on each row (of `where`, else of all); None: it lets all through."""
-        derived = table.derive(step.field)
-        rows = len(table.rows) if where is None else len(where)
-        if derived is None:  # not logged: None on every line
-            code = self._code(k, step.judge, _none, ())
-            return None if code == PASS else [code] * rows
-        keys = self._keys(derived, table, where, raw)
-        cache = self._cache(self._verdicts, (k, derived), dict)
+    def _codes(self, group: list[tuple[int, Step, Derived]], table: Table,
+               where: list[int] | None, raw: dict[int, list[str]]) -> list[int]:
+        """The verdict of the steps (k, step, its field) on each row (of `where`, else of
+        all): the least of their codes. Their fields are made of the same sources."""
+        sources = group[0][2].sources
+        keys = self._keys(sources, table, where, raw)
+        cache = self._cache(self._verdicts, tuple((k, found) for k, _, found in group), dict)
         missing = set(keys).difference(cache)
         if missing:
             if len(cache) + len(missing) > CACHE_LIMIT:
                 cache.clear()
                 missing = set(keys)
-            value, judge, one = derived.value, step.judge, len(derived.sources) == 1
+            one = len(sources) == 1
             for key in missing:
-                cache[key] = self._code(k, judge, value, (key,) if one else key)
+                texts = (key,) if one else key
+                cache[key] = min(self._code(k, step.judge, found.value, texts)
+                                 for k, step, found in group)
         return list(map(cache.__getitem__, keys))
 
     @staticmethod
-    def _keys(derived: Derived, table: Table, where: list[int] | None,
+    def _keys(sources: tuple[int, ...], table: Table, where: list[int] | None,
               raw: dict[int, list[str]]) -> list:
-        """Per row (of `where`, else of all): the text of the field's source, or the tuple of
+        """Per row (of `where`, else of all): the text of a field's source, or the tuple of
         its sources' texts."""
         texts = []
-        for source in derived.sources:
+        for source in sources:
             if source not in raw:
                 raw[source] = table.raw(source, where)
             texts.append(raw[source])
@@ -217,13 +222,16 @@ class Sieve:
 
 def _numbered(chunk: Chunk, texts: list[str], lines: list[Line] | None,
               which: Sequence[int]) -> Iterator[tuple[Line, int]]:
-    """The lines at these indexes, each with where it begins."""
+    """The lines at these indexes, each with where it begins. Of ASCII texts, as one Line
+    changed in place, as `Chunk.stream` gives them: for a reader that keeps only copies."""
     if lines is not None:
         for i in which:
             yield lines[i], lines[i - 1].end if i else chunk.start
         return
     start, last = chunk.start, len(texts) - 1
     ends = list(accumulate(map(len, texts)))  # an ASCII line's end: its length + 1 on
+    line = Line(0, 0, "")
     for i in which:
-        end = chunk.end if i == last else start + ends[i] + i + 1
-        yield Line(chunk.lineno + i + 1, end, texts[i]), start + ends[i - 1] + i if i else start
+        line.lineno, line.text = chunk.lineno + i + 1, texts[i]
+        line.end = chunk.end if i == last else start + ends[i] + i + 1
+        yield line, start + ends[i - 1] + i if i else start
