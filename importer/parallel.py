@@ -13,7 +13,8 @@ the same way there. What a worker counted comes back as a difference of its `Cou
 is added in the main process in chunk order, so totals and `--explain` samples come out as a
 serial run's; malformed lines come back whole, to be counted and written to --rejects in order.
 Events come back as tuples (pickling the dataclasses costs ~10x more) with their line number
-and offsets, for the checkpoint.
+and offsets, for the checkpoint. Before that, a worker's sieve (importer/bulk.py) counts the
+lines of a chunk that a filter rule surely drops, from columns; `_examine` sees the others.
 
 A chunk holds about a MiB of whole lines. The parser of each file is made in each worker from
 the same first lines the main process detected it on; header lines (`#Fields:`) seen in earlier
