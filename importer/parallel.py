@@ -13,7 +13,8 @@ the same way there. What a worker counted comes back as a difference of its `Cou
 is added in the main process in chunk order, so totals and `--explain` samples come out as a
 serial run's; malformed lines come back whole, to be counted and written to --rejects in order.
 Events come back as tuples (pickling the dataclasses costs ~10x more) with their line number
-and offsets, for the checkpoint.
+and offsets, for the checkpoint. Before that, a worker's sieve (importer/bulk.py) counts the
+lines of a chunk that a filter rule surely drops, from columns; `_examine` sees the others.
 
 A chunk holds about a MiB of whole lines. The parser of each file is made in each worker from
 the same first lines the main process detected it on; header lines (`#Fields:`) seen in earlier
@@ -31,12 +32,14 @@ import queue
 import signal
 import traceback
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import TYPE_CHECKING, NamedTuple
 
 from parsers.base import ParseError, Parser, SkipLine
 
+from .bulk import Sieve
 from .events import Event, Origin
 from .sources import CHUNK_SIZE, Chunk, Line, Source
 from .summary import MALFORMED_SHOWN, Counters
@@ -296,6 +299,7 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
     kinds = _Learning(_shared_cache(), news, results, me)
     _classifier().on_miss = kinds.exchange
     current, parser, file = 0, None, _PlainFile()
+    sieve = Sieve.of(pipeline.filters, pipeline.counters.explain)
     while True:
         task = tasks.get()
         if task is None:
@@ -318,7 +322,7 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
             for text in headers:  # the columns in force where this chunk starts
                 with contextlib.suppress(ParseError, SkipLine, ValueError):
                     parser.parse(text)
-            examined = _examine_chunk(pipeline, parser, info, chunk, malformed)
+            examined = _examine_chunk(pipeline, parser, info, chunk, malformed, sieve)
             kinds.publish()
             results.put((seq, *examined))
         except BaseException:  # noqa: BLE001 - any failure must reach the main process
@@ -412,7 +416,9 @@ class _Learning:
 
 
 def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk,
-                   malformed: _Malformed) -> tuple:
+                   malformed: _Malformed, sieve: Sieve | None) -> tuple:
+    """A chunk's lines: those the sieve decides counted at once, the others examined one by
+    one (with where each begins); (candidates, counter delta, malformed lines, lines)."""
     counters = pipeline.counters
     before = _snapshot(counters)
     source = Source(info.name, None)
@@ -420,9 +426,12 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
     interned: dict = {}  # repeated strings and header lines pickle once per chunk
     intern = interned.setdefault
     candidates = []
-    begin = chunk.start
+    if sieve is not None:
+        lines, left = sieve.lines(chunk, parser, counters.filtered)
+    else:
+        lines, left = None, _streamed(chunk)
     line = None
-    for line in chunk.stream():  # _examine copies what it keeps of a line
+    for line, begin in left:  # _examine copies what it keeps of a line
         found = examine(source, line, parser, keyed)
         if found is not None:
             event, key, when = found
@@ -433,10 +442,18 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
                 wire = (wire[0], [intern(h, h) for h in wire[1]])
             candidates.append((_event_values(event), wire, line.lineno, begin, line.end, key,
                                when, line.text if texts else None))
-        begin = line.end
-    lines = 0 if line is None else line.lineno - chunk.lineno
+    if lines is None:
+        lines = 0 if line is None else line.lineno - chunk.lineno
     counters.lines_read += lines
     return candidates, _delta(before, counters), malformed.take(), lines
+
+
+def _streamed(chunk: Chunk) -> Iterator[tuple[Line, int]]:
+    """All the chunk's lines, each with where it begins (one Line changed in place)."""
+    begin = chunk.start
+    for line in chunk.stream():
+        yield line, begin
+        begin = line.end
 
 
 class _Malformed:

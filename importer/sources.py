@@ -60,7 +60,7 @@ class Chunk:
         data = self.data
         lineno, end = self.lineno, self.start
         out = []
-        texts = self._ascii_texts()
+        texts = self.ascii_texts()
         if texts is not None:
             for text in texts:
                 lineno += 1
@@ -85,7 +85,7 @@ class Chunk:
         """The lines of `lines()` as ONE Line changed in place from line to line: for a
         reader that keeps nothing of a line but copies of its fields (parse workers); an
         object per line costs ~5% of their time."""
-        texts = self._ascii_texts()
+        texts = self.ascii_texts()
         if texts is None:
             yield from self.lines()
             return
@@ -103,7 +103,7 @@ class Chunk:
         line.text = final
         yield line
 
-    def _ascii_texts(self) -> list[str] | None:
+    def ascii_texts(self) -> list[str] | None:
         """The lines' texts, if the chunk is plain ASCII (the common case, decoded at once):
         then each line's end is its length + 1 past the previous one's."""
         data = self.data

@@ -5,7 +5,12 @@ A parser knows one log format and nothing about Plausible: it turns one line of 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .columns import Table
 
 # How many entries a per-line cache (parsed timestamps, client addresses, filter verdicts...) holds
 # before it is emptied. Small enough that a run fills them early, so peak memory stays flat as
@@ -75,3 +80,9 @@ class Parser:
         """Put only these names in `LogRecord.fields` from now on: what a run reads of them
         (`--prop`). Copying the others is wasted work on every line (CloudFront has ~20 such
         columns). A parser that does not override this keeps them all, which is never wrong."""
+
+    def table(self, texts: list[str], fields: Sequence[str] = ()) -> Table | None:
+        """These lines as columns (parsers/columns.py), for deciding many at once; None where
+        the parser has no such form (each line is then parsed on its own). `fields`: those
+        that will be read on every row (reading others may cost more)."""
+        return None

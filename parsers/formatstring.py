@@ -9,12 +9,13 @@ per format.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .base import LogRecord, ParseError, Parser
-from .records import OPAQUE, Cached, compile_builder, int_or_none
-from .timefmt import TimeParser
+from .columns import Derived, Table
+from .records import OPAQUE, Cached, compile_builder, compile_field, int_or_none
+from .timefmt import CLF_SURE, TimeParser
 
 # How a value is matched and converted. `quoted` patterns apply inside "...".
 _QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'
@@ -257,10 +258,41 @@ class FormatParser(Parser):
         # The same on a line without a backslash, where a quoted value cannot hold an escape:
         # `[^"]*` is a single-character scan in `re`, about twice as fast on a whole line.
         self._plain = re.compile(self.regex.pattern.replace(_QUOTED, '[^"]*'))
-        self._build = compile_builder([self._setter(f) for f in self.fields])
+        self._setters = [self._setter(f) for f in self.fields]
+        self._build = compile_builder(self._setters)
+        self._derived: dict[str, Derived | None] = {}
+        # Fields whose conversion may fail on a line the regex matched (timestamps).
+        self._checks = tuple(dict.fromkeys(
+            target for target, convert in self._setters
+            if convert not in (None, OPAQUE, int_or_none)))
 
     def keep_fields(self, names: frozenset[str]) -> None:
-        self._build = compile_builder([self._setter(f) for f in self.fields], names)
+        self._build = compile_builder(self._setters, names)
+
+    def table(self, texts: list[str], fields: Sequence[str] = ()) -> Table:
+        """The lines the plain regex matches, but those with a backslash (escapes: the
+        regex that reads them may split them differently); a row's item is its match,
+        whose group i + 1 is field i's text."""
+        matches = list(map(self._plain.match, texts))
+        if None in matches or "\\" in "".join(texts):
+            rows = [i for i, (m, text) in enumerate(zip(matches, texts, strict=True))
+                    if m is not None and "\\" not in text]
+            matches = [matches[i] for i in rows]
+        else:
+            rows = range(len(texts))
+        return Table(rows, matches, self._derive, self._checks)
+
+    def _derive(self, target: str) -> Derived | None:
+        if target not in self._derived:
+            found = compile_field(self._setters, target)
+            if found is None:
+                self._derived[target] = None
+            else:
+                used, value = found
+                convert = self._setters[used[0]][1]
+                sure = convert.sure if len(used) == 1 and isinstance(convert, Cached) else None
+                self._derived[target] = Derived(tuple(i + 1 for i in used), value, sure)
+        return self._derived[target]
 
     def _setter(self, f: Field) -> tuple[str, object]:
         """Where a field's value goes: (LogRecord field or composite target, conversion), or
@@ -272,7 +304,8 @@ class FormatParser(Parser):
             how = target[5:]
             times = self.times
             convert = {
-                "clf": Cached(times.clf_stamps, times.clf), "iso": times.iso, "epoch": times.epoch,
+                "clf": Cached(times.clf_stamps, times.clf, CLF_SURE.fullmatch), "iso": times.iso,
+                "epoch": times.epoch,
                 "msec": lambda v: times.epoch(v, 1e3), "usec": lambda v: times.epoch(v, 1e6),
             }.get(how) or (lambda v, layout=how[9:]: times.strptime(v.strip("[]"), layout))
             return "time", convert

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import fields
+from operator import attrgetter
 
 from .base import LogRecord
 
@@ -27,6 +28,9 @@ DASHED = ("referrer", "user_agent", "host", "xff", "content_type", "client_ip", 
 _RECORD_FIELDS = tuple(f.name for f in fields(LogRecord))
 _COMPOSITE = ("request", "path", "query")
 REQUEST_PARTS = ("method", "uri", "protocol")  # "GET /path HTTP/1.1"
+# The targets a record field's value may come from (the composites `_composites` reads).
+_MADE_OF = {"method": ("method", "request"), "protocol": ("protocol", "request"),
+            "uri": ("uri", "request", "path", "query"), "client_ip": ("client_ip", "xff")}
 # What a conversion may fill: each becomes a local variable of the generated function.
 _TARGETS = frozenset(_RECORD_FIELDS + _COMPOSITE) - {"fields"}
 
@@ -54,10 +58,12 @@ class Cached:
     """A conversion that keeps its results in `cache`, keyed by the text (timestamps):
     the generated builder looks there itself and calls it only for a miss."""
 
-    __slots__ = ("cache", "convert")
+    __slots__ = ("cache", "convert", "sure")
 
-    def __init__(self, cache: dict, convert: Callable[[str], object]) -> None:
-        self.cache, self.convert = cache, convert
+    def __init__(self, cache: dict, convert: Callable[[str], object],
+                 sure: Callable[[str], object] | None = None) -> None:
+        """`sure`: a quick test of texts that convert without fail (see columns.Derived)."""
+        self.cache, self.convert, self.sure = cache, convert, sure
 
     def __call__(self, value: str) -> object:
         return self.convert(value)
@@ -152,6 +158,28 @@ def compile_builder(setters: Sequence[Setter], keep: Collection[str] | None = No
     build = env["build"]
     build.__doc__ = source
     return build
+
+
+def compile_field(setters: Sequence[Setter], target: str
+                  ) -> tuple[tuple[int, ...], Callable[..., object]] | None:
+    """How `compile_builder(setters)` fills the record field `target`: the positions of the
+    setters it reads, and a function of their values (in that order) that gives the field's
+    value, raising ValueError where a conversion of those values fails; None if no setter
+    fills it. It is `compile_builder` of those setters alone: the rules are the builder's."""
+    made_of = _MADE_OF.get(target, (target,))
+    used = tuple(i for i, (name, convert) in enumerate(setters)
+                 if convert is not OPAQUE and name in made_of)
+    if not used:
+        return None
+    if len(used) == 1 and made_of == (target,) and target not in DASHED:
+        convert = setters[used[0]][1]  # the field is its value, converted: no record needed
+        return used, _identity if convert is None else convert
+    build, value = compile_builder([setters[i] for i in used], frozenset()), attrgetter(target)
+    return used, lambda *values: value(build(values))
+
+
+def _identity(value: str) -> str:
+    return value
 
 
 def _composites(assigned: set[str], keep_request: bool) -> list[str]:

@@ -6,12 +6,20 @@ string once and caching the result is what makes time parsing cheap (see measure
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from .base import remember
 
 MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+# Stamps of these forms always convert (`clf`, `w3c_seconds`): checking a column of them with
+# one regex each costs a fraction of converting them (importer/bulk.py); others may still.
+_HMS = r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+CLF_SURE = re.compile(r"\[?(?:0[1-9]|[12]\d|3[01])/(?:" + "|".join(MONTHS) + r")/(?:19|20)\d\d:"
+                      + _HMS + r"(?: [+-]\d{4})?\]?", re.ASCII)
+W3C_TIME_SURE = re.compile(_HMS, re.ASCII)
 
 
 
@@ -117,14 +125,21 @@ class TimeParser:
 
     def w3c(self, date: str, time_of_day: str) -> float:
         """W3C extended `date` and `time` columns: UTC by the format's definition (IIS,
-        CloudFront); IIS 5 wrote dates unpadded (`2007-4-11`)."""
+        CloudFront); IIS 5 wrote dates unpadded (`2007-4-11`). It fails where one of its
+        parts, `w3c_day` and `w3c_seconds`, fails."""
+        return self.w3c_day(date) + self.w3c_seconds(time_of_day)
+
+    def w3c_day(self, date: str) -> float:
         day = self._days.get(date)
         if day is None:
             day = self._days[date] = _parse_w3c(date, "00:00:00")
+        return day
+
+    def w3c_seconds(self, time_of_day: str) -> float:
         seconds = self._times_of_day.get(time_of_day)
         if seconds is None:
             seconds = remember(self._times_of_day, time_of_day, _seconds_of_day(time_of_day))
-        return day + seconds
+        return seconds
 
     @staticmethod
     def epoch(text: str, scale: float = 1.0) -> float:

@@ -12,16 +12,18 @@ sent; IIS writes the spaces of a user agent as `+`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from operator import itemgetter
+from itertools import repeat
+from operator import attrgetter, itemgetter
 from urllib.parse import unquote
 
 from .base import LogRecord, ParseError, Parser, SkipLine
+from .columns import Derived, Table
 from .records import STATUS_CODES, int_or_none, int_source
 from .registry import Preset, register
-from .timefmt import TimeParser
+from .timefmt import W3C_TIME_SURE, TimeParser
 
 # LogRecord field -> the columns that may fill it, best first (CloudFront's cs(Host) is the
 # distribution's own domain; x-host-header is the Host the visitor asked for).
@@ -198,7 +200,7 @@ class ColumnParser(Parser):
         self.name, self.times = name, times
         self.separator = separator
         self.keep: frozenset[str] | None = None  # see keep_fields
-        self.columns = compile_columns(header_names(default), escaping)
+        self._use(compile_columns(header_names(default), escaping))
         # The one column allowed to contain the separator (Bunny's user agent may hold `|`).
         self.free = self.columns.names.index(free_column) if free_column else None
         # A header must name this column for the file to be this format (CloudFront's
@@ -218,17 +220,95 @@ class ColumnParser(Parser):
             values = self._refit(line, values)
         try:
             record = columns.build(values)
-            if columns.epoch_ms is not None:
-                record.time = self.times.epoch(values[columns.epoch_ms], 1e3)
-            elif columns.date is not None and columns.time is not None:
-                record.time = self.times.w3c(values[columns.date], values[columns.time])
+            if self.clock is not None:
+                record.time = self.clock(values)
         except ValueError as exc:
             raise ParseError(str(exc), 0) from None
         return record
 
     def keep_fields(self, names: frozenset[str]) -> None:
         self.keep = names
-        self.columns = compile_columns(list(self.columns.names), self.columns.escaping, names)
+        self._use(compile_columns(list(self.columns.names), self.columns.escaping, names))
+
+    def _use(self, columns: Columns) -> None:
+        self.columns = columns
+        self.clock = self._clock(columns.date, columns.time, columns.epoch_ms)
+        self._derived: dict[str, Derived | None] = {}
+
+    def _clock(self, date: int | None, time: int | None, epoch_ms: int | None
+               ) -> Callable[[Sequence[str]], float] | None:
+        """The time of a line's columns, if they give one."""
+        times = self.times
+        if epoch_ms is not None:
+            return lambda values: times.epoch(values[epoch_ms], 1e3)
+        if date is not None and time is not None:
+            return lambda values: times.w3c(values[date], values[time])
+        return None
+
+    def table(self, texts: list[str], fields: Sequence[str] = ()) -> Table | None:
+        """Lines of the expected number of columns, a row's item being its columns, split
+        only as far as `fields` and the checks need them (the columns of a CloudFront line
+        cost more to split than all else); None for lines with a header among them, or after
+        a header not of this format."""
+        joined = "\n".join(texts)
+        if not self.header_ok or joined.startswith("#") or "\n#" in joined \
+                or "\ufeff#" in joined:
+            return None
+        columns, separator = self.columns, self.separator
+        count = len(columns.names)
+        checks = ("time",) if columns.epoch_ms is not None else (
+            ("time:date", "time:of_day") if self.clock is not None else ())
+        read = [self._derive(name) for name in (*fields, *checks)]
+        cut = max((i for found in read if found is not None for i in found.sources),
+                  default=-1) + 1
+        if separator is None or cut >= count - 1:  # split on runs of white space, or all
+            items = [text.split(separator) for text in texts]
+            rows: Sequence[int] = range(len(texts))
+            if any(len(values) != count for values in items):
+                rows = [i for i, values in enumerate(items) if len(values) == count]
+                items = [items[i] for i in rows]
+            return Table(rows, items, self._derive, checks)
+        seps = list(map(str.count, texts, repeat(separator)))
+        rows = range(len(texts))
+        if seps.count(count - 1) != len(texts):
+            rows = [i for i, n in enumerate(seps) if n == count - 1]
+            texts = [texts[i] for i in rows]
+        items = [text.split(separator, cut) for text in texts]
+        return Table(rows, items, self._derive, checks, cut, separator)
+
+    def _derive(self, target: str) -> Derived | None:
+        if target not in self._derived:
+            self._derived[target] = self._derivation(target)
+        return self._derived[target]
+
+    def _derivation(self, target: str) -> Derived | None:
+        """`_builder` (or `_clock`) of the columns `target` is made of alone, reading them
+        from positions 0, 1... of its argument."""
+        columns = self.columns
+        if target == "time:date":  # `time` fails where one of its parts does
+            return Derived((columns.date,), self.times.w3c_day)
+        if target == "time:of_day":
+            return Derived((columns.time,), self.times.w3c_seconds, W3C_TIME_SURE.fullmatch)
+        if target == "time":
+            sources = (columns.epoch_ms,) if columns.epoch_ms is not None else (
+                columns.date, columns.time)
+            clock = self._clock(0, 1, None) if len(sources) == 2 else self._clock(None, None, 0)
+            return None if clock is None or None in sources else Derived(
+                sources, lambda *values: clock(values))
+        plan = [(i, name, convert) for i, name, convert in columns.plan if name == target]
+        path = columns.path if target == "uri" else None
+        sources = tuple(i for i, _, _ in plan) + tuple(
+            i for i in (path or ())[:2] if i is not None)
+        if not sources:
+            return None
+        at = {column: position for position, column in enumerate(sources)}
+        if path is not None:
+            stem, query, convert = path
+            path = (at[stem], None if query is None else at[query], convert)
+        build = _builder(tuple((at[i], name, convert) for i, name, convert in plan), path, (),
+                         _picker([]))
+        value = attrgetter(target)
+        return Derived(sources, lambda *values: value(build(values)))
 
     def _directive(self, line: str) -> None:
         if not line.startswith("#Fields:"):
@@ -237,7 +317,10 @@ class ColumnParser(Parser):
         escaping = "url" if any(n.startswith("x-edge-") for n in names) else "plus"
         self.header_ok = self.requires is None or self.requires in names
         if self.header_ok:
-            self.columns = compile_columns(names, escaping, self.keep)
+            # The header in force again (parse workers are given it before each chunk): the
+            # same columns, and what was derived from them stays (importer/bulk.py's caches).
+            if (tuple(names), escaping) != (self.columns.names, self.columns.escaping):
+                self._use(compile_columns(names, escaping, self.keep))
             self.free = None
 
     def _refit(self, line: str, values: list[str]) -> list[str]:

@@ -1,0 +1,237 @@
+"""The parse workers' fast path: the lines of a chunk that a filter rule drops are decided
+together, from columns, and only the others are examined one by one (Pipeline._examine).
+
+Most lines of a log are filtered (assets, bots...), and a filter reads a few fields of a
+record. So instead of a LogRecord per line, the parser reads the chunk as a table
+(parsers/columns.py), each rule's `steps` (importer/filters.py) judge each distinct value of
+the field they read once, and a line takes the first objection in the rules' order. A line
+is decided here only when that is certain: it fits the format as `parse()` reads it, every
+conversion of its fields succeeds (else it is malformed), and a step objects before any step
+that is unsure (a download, whose verdict reads more than its target) or any rule without
+steps (--exclude-ip, --domain-map's host rule, which counts what it sees). Everything else
+(would-be events, malformed, blank, undecodable lines) goes through `_examine` as before, in
+order, so this only ever counts a line where `_examine` would: under a filter reason.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from itertools import accumulate, compress, takewhile
+from operator import attrgetter
+
+from parsers.base import CACHE_LIMIT, Parser
+from parsers.columns import Derived, Table
+
+from .filters import UNSURE, FilterChain, Step
+from .sources import Chunk, Line
+
+# A row's verdict as a number, so that the first objection in the rules' order is the least
+# (map(min, ...) over the steps' columns): the step's position, then what it said.
+_SHIFT = 16
+_UNSURE = (1 << _SHIFT) - 1  # the line is left to the per-line path
+PASS = 1 << 40  # no objection (yet)
+_MAX_CACHES = 64  # verdict caches kept (a new W3C header derives new fields)
+
+
+def _none() -> None:
+    return None
+
+
+class Sieve:
+    """Decides the filtered lines of chunks, keeping what it judged from chunk to chunk."""
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        self.steps = tuple(steps)
+        self._eager = tuple(step.field for step in takewhile(attrgetter("eager"), steps))
+        self._ids: dict[str, int] = {}  # reason -> its number in a verdict
+        self._reasons: list[str] = []
+        self._verdicts: dict[tuple[int, Derived], dict] = {}  # (position, field) -> cache
+        self._valid: dict[Derived, set] = {}  # values known to convert
+
+    @classmethod
+    def of(cls, filters: FilterChain, explain: int) -> Sieve | None:
+        """A sieve for these filters; None if it could decide nothing, or if the filtered
+        lines are to be sampled (--explain keeps the first ones of each reason)."""
+        steps = filters.steps()
+        return cls(steps) if steps and not explain else None
+
+    def lines(self, chunk: Chunk, parser: Parser, filtered: Counter
+              ) -> tuple[int, Iterator[tuple[Line, int]]]:
+        """How many lines the chunk has, and those left to examine one by one with where
+        each begins (see `_numbered`: keep copies only); the others are added to `filtered`."""
+        texts = chunk.ascii_texts()
+        lines = None
+        skip: set[int] = set()
+        if texts is None:
+            lines = chunk.lines()
+            texts = [line.text for line in lines]
+            skip = {i for i, line in enumerate(lines) if line.invalid_utf8}  # noted per line
+        if "" in texts or any(map(str.isspace, texts)):  # blank_line, per line
+            skip.update(i for i, text in enumerate(texts) if not text or text.isspace())
+        found = self.sift(texts, parser, skip) if texts else None
+        if found is None:
+            return len(texts), _numbered(chunk, texts, lines, range(len(texts)))
+        counts, left = found
+        filtered.update(counts)
+        return len(texts), _numbered(chunk, texts, lines, left)
+
+    def sift(self, texts: list[str], parser: Parser, skip: set[int] = frozenset()
+             ) -> tuple[Counter, list[int]] | None:
+        """(filter reason -> lines decided, indexes of the lines left), or None if the
+        parser cannot read these lines as a table. `skip`: lines to leave anyway."""
+        table = parser.table(texts, self._eager)
+        if table is None:
+            return None
+        raw: dict[int, list[str]] = {}  # a source's texts, read once for all eager steps
+        skip = skip.union(self._unconvertible(table, raw))
+        if skip:
+            table, raw = table.without(skip), {}
+        plan, lazy = self.steps, len(self._eager)
+        # The eager steps' verdicts, one column per field's sources: steps reading the same
+        # ones (a request's method and target) are judged together, the least code winning.
+        columns, groups = [], {}
+        for k, step in enumerate(plan[:lazy]):
+            derived = table.derive(step.field)
+            if derived is None:  # not logged: None on every line
+                code = self._code(k, step.judge, _none, ())
+                if code != PASS:
+                    columns.append([code] * len(table.rows))
+            else:
+                groups.setdefault(derived.sources, []).append((k, step, derived))
+        columns += [self._codes(group, table, None, raw) for group in groups.values()]
+        verdicts = list(map(min, *columns)) if len(columns) > 1 else (
+            columns[0] if columns else [PASS] * len(table.rows))
+        self._lazy(plan, lazy, table, verdicts)
+        counts = Counter(verdicts)
+        left_codes = {code for code in counts if code == PASS or code & _UNSURE == _UNSURE}
+        decided = Counter({self._reasons[code & _UNSURE]: n for code, n in counts.items()
+                           if code not in left_codes})
+        left = list(compress(table.rows, map(left_codes.__contains__, verdicts)))
+        if len(table.rows) != len(texts):
+            left = sorted(set(range(len(texts))).difference(table.rows).union(left))
+        return decided, left
+
+    def _unconvertible(self, table: Table, raw: dict[int, list[str]]) -> set[int]:
+        """The lines with a field whose conversion fails (malformed: said per line). The
+        values known to convert are kept from chunk to chunk."""
+        failing: set[int] = set()
+        for field in table.checks:
+            derived = table.derive(field)
+            if derived is None:
+                continue
+            keys = self._keys(derived.sources, table, None, raw)
+            valid = self._cache(self._valid, derived, set)
+            missing = set(keys).difference(valid)
+            if not missing:
+                continue
+            if len(valid) + len(missing) > CACHE_LIMIT:
+                valid.clear()
+            if derived.sure is not None:  # the values it is sure of need no converting
+                listed = list(missing)
+                valid.update(compress(listed, map(derived.sure, listed)))
+                missing.difference_update(valid)
+            value, bad = derived.value, set()
+            for key in missing:
+                try:
+                    value(*key) if len(derived.sources) > 1 else value(key)
+                except ValueError:
+                    bad.add(key)
+            valid.update(missing.difference(bad))
+            if bad:
+                failing.update(compress(table.rows, map(bad.__contains__, keys)))
+        return failing
+
+    def _lazy(self, plan: Sequence[Step], start: int, table: Table, verdicts: list[int]) -> None:
+        """The steps from `start` on, each on the rows the ones before let through."""
+        alive = list(compress(range(len(verdicts)), map(PASS.__eq__, verdicts)))
+        for k in range(start, len(plan)):
+            if not alive:
+                return
+            step = plan[k]
+            derived = table.derive(step.field)
+            if derived is None:
+                codes = [self._code(k, step.judge, _none, ())] * len(alive)
+            else:
+                codes = self._codes([(k, step, derived)], table, alive, {})
+            through = []
+            for row, code in zip(alive, codes, strict=True):
+                if code == PASS:
+                    through.append(row)
+                else:
+                    verdicts[row] = code
+            alive = through
+
+    def _codes(self, group: list[tuple[int, Step, Derived]], table: Table,
+               where: list[int] | None, raw: dict[int, list[str]]) -> list[int]:
+        """The verdict of the steps (k, step, its field) on each row (of `where`, else of
+        all): the least of their codes. Their fields are made of the same sources."""
+        sources = group[0][2].sources
+        keys = self._keys(sources, table, where, raw)
+        cache = self._cache(self._verdicts, tuple((k, found) for k, _, found in group), dict)
+        missing = set(keys).difference(cache)
+        if missing:
+            if len(cache) + len(missing) > CACHE_LIMIT:
+                cache.clear()
+                missing = set(keys)
+            one = len(sources) == 1
+            for key in missing:
+                texts = (key,) if one else key
+                cache[key] = min(self._code(k, step.judge, found.value, texts)
+                                 for k, step, found in group)
+        return list(map(cache.__getitem__, keys))
+
+    @staticmethod
+    def _keys(sources: tuple[int, ...], table: Table, where: list[int] | None,
+              raw: dict[int, list[str]]) -> list:
+        """Per row (of `where`, else of all): the text of a field's source, or the tuple of
+        its sources' texts."""
+        texts = []
+        for source in sources:
+            if source not in raw:
+                raw[source] = table.raw(source, where)
+            texts.append(raw[source])
+        return texts[0] if len(texts) == 1 else list(zip(*texts, strict=True))
+
+    @staticmethod
+    def _cache(caches: dict, key, make: type) -> dict | set:
+        """The cache kept under `key`; a few are kept (a new W3C header derives new fields)."""
+        found = caches.get(key)
+        if found is None:
+            if len(caches) >= _MAX_CACHES:
+                caches.clear()
+            found = caches[key] = make()
+        return found
+
+    def _code(self, k: int, judge, value, texts: tuple) -> int:
+        """Step k's verdict on the value of a field made of these texts, as a number."""
+        try:
+            made = value(*texts)
+        except ValueError:  # the line is malformed: said per line
+            return k << _SHIFT | _UNSURE
+        why = judge(made)
+        if why is None:
+            return PASS
+        if why is UNSURE:
+            return k << _SHIFT | _UNSURE
+        found = self._ids.get(why)
+        if found is None:
+            found = self._ids[why] = len(self._reasons)
+            self._reasons.append(why)
+        return k << _SHIFT | found
+
+
+def _numbered(chunk: Chunk, texts: list[str], lines: list[Line] | None,
+              which: Sequence[int]) -> Iterator[tuple[Line, int]]:
+    """The lines at these indexes, each with where it begins. Of ASCII texts, as one Line
+    changed in place, as `Chunk.stream` gives them: for a reader that keeps only copies."""
+    if lines is not None:
+        for i in which:
+            yield lines[i], lines[i - 1].end if i else chunk.start
+        return
+    start, last = chunk.start, len(texts) - 1
+    ends = list(accumulate(map(len, texts)))  # an ASCII line's end: its length + 1 on
+    line = Line(0, 0, "")
+    for i in which:
+        line.lineno, line.text = chunk.lineno + i + 1, texts[i]
+        line.end = chunk.end if i == last else start + ends[i] + i + 1
+        yield line, start + ends[i - 1] + i if i else start
