@@ -152,10 +152,10 @@ class SiteExport:
     def _closed(self, sessions: list[Session]) -> None:
         """Sessions that ended: on their day at once if their user agent is known (a next
         run: nearly all), else in a later batch."""
-        known, pending = self.agents.known, self._closed_sessions
+        found, pending = self.agents.found, self._closed_sessions
         ready = []
         for session in sessions:
-            (ready if session.first.user_agent in known else pending).append(session)
+            (pending if found(session.first.user_agent) is None else ready).append(session)
         self._place(ready)
         if len(pending) >= BATCH:
             self._place_closed(before_day=-math.inf)
