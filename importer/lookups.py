@@ -19,7 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import astuple
 from functools import lru_cache
 
-from parsers.base import remember
+from parsers.base import CACHE_LIMIT, remember
 
 from .useragents import UserAgentClassifier, UserAgentInfo, classifier, detect
 
@@ -140,7 +140,7 @@ class GeoIp:
         import maxminddb
 
         self.reader = maxminddb.open_database(path)
-        self.lookup = lru_cache(maxsize=65536)(self._lookup)
+        self.lookup = lru_cache(maxsize=CACHE_LIMIT)(self._lookup)
 
     def _lookup(self, ip: str) -> Location | None:
         try:
