@@ -238,3 +238,26 @@ def test_empty_ua_is_unknown_not_a_bot() -> None:
     info = UserAgentClassifier().classify("")
     assert info == UNKNOWN
     assert not info.plausible_drops
+
+
+def test_the_cache_keeps_no_user_agent_text(monkeypatch) -> None:
+    """A log's distinct user agents grow with it, and each process caches them: each costs a
+    digest and a number (~40 bytes), not its text (hundreds of bytes, ~400 with a dict)."""
+    import tracemalloc
+
+    monkeypatch.setattr(useragents, "detect_kind", lambda ua: "")
+    clf = UserAgentClassifier()
+    agents = 20_000
+
+    def agent(n: int) -> str:  # as parsed from a log line: gone with it unless kept
+        return f"Mozilla/5.0 (agent {n}) " + "x" * 200
+
+    tracemalloc.start()
+    try:
+        for n in range(agents):
+            clf.kind(agent(n))
+        used = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert used < 60 * agents
+    assert not any(map(clf.is_new, map(agent, range(agents))))
