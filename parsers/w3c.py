@@ -18,7 +18,7 @@ from functools import lru_cache
 from operator import itemgetter
 from urllib.parse import unquote
 
-from .base import CACHE_LIMIT, LogRecord, ParseError, Parser, SkipLine
+from .base import LogRecord, ParseError, Parser, SkipLine
 from .records import STATUS_CODES, int_or_none, int_source
 from .registry import Preset, register
 from .timefmt import TimeParser
@@ -64,7 +64,7 @@ def header_names(line: str) -> list[str]:
     return line[len("#Fields:"):].split()
 
 
-@lru_cache(maxsize=CACHE_LIMIT)
+@lru_cache(maxsize=65536)
 def _url_decoded(value: str) -> str:
     return unquote(value)
 
