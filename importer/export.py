@@ -24,6 +24,8 @@ from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from urllib.parse import unquote
 
+from parsers.base import CACHE_LIMIT
+
 from .csvtables import TABLES, Day, TableFiles, day_text
 from .events import Event
 from .lookups import AgentLookup, GeoIp
@@ -45,7 +47,7 @@ GOALS_WITH_URL = frozenset(("Outbound Link: Click", "Cloaked Link: Click", "File
 GOALS_WITH_PATH = frozenset(("404", "WP Form Completions", "Form: Submission"))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_LIMIT)
 def page_of(url: str) -> tuple[str, str]:
     """(hostname, pathname) of an event URL as Plausible stores them: host without `www.`,
     path percent-decoded with trailing whitespace removed."""
@@ -152,10 +154,10 @@ class SiteExport:
     def _closed(self, sessions: list[Session]) -> None:
         """Sessions that ended: on their day at once if their user agent is known (a next
         run: nearly all), else in a later batch."""
-        known, pending = self.agents.known, self._closed_sessions
+        found, pending = self.agents.found, self._closed_sessions
         ready = []
         for session in sessions:
-            (ready if session.first.user_agent in known else pending).append(session)
+            (pending if found(session.first.user_agent) is None else ready).append(session)
         self._place(ready)
         if len(pending) >= BATCH:
             self._place_closed(before_day=-math.inf)

@@ -19,6 +19,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import astuple
 from functools import lru_cache
 
+from parsers.base import CACHE_LIMIT, remember
+
 from .useragents import UserAgentClassifier, UserAgentInfo, classifier, detect
 
 # Location values Plausible treats as unknown (Plausible.Ingestion.Geolocation).
@@ -51,19 +53,26 @@ class AgentLookup:
         # The bot filter classifies each user agent before it gets here (in the parse
         # workers, forked later): fully, so that most are known when asked for.
         cache.full_kinds = True
-        self.known: dict[str, UserAgentInfo] = {}
+        # What `found` answered lately (one lookup, not a digest and a probe, per session);
+        # `cache` has the rest.
+        self._known: dict[str, UserAgentInfo] = {}
         # user agent -> (its chunk's answer, the chunk), None until the chunk is sent
         self._asked: dict[str, tuple[Future, list[str]] | None] = {}
         self._chunk: list[str] = []
         self._pool: ProcessPoolExecutor | None = None
 
+    def found(self, ua: str) -> UserAgentInfo | None:
+        """The classification of `ua` if it is at hand: classified here, or known to `cache`."""
+        info = self._known.get(ua)
+        if info is None:
+            info = self.cache.known(ua)
+            if info is not None:
+                remember(self._known, ua, info)
+        return info
+
     def want(self, ua: str) -> None:
         """A session starts with `ua`: have it classified in the background if it is new."""
-        if ua in self.known or ua in self._asked:
-            return
-        info = self.cache.known(ua)
-        if info is not None:
-            self.known[ua] = info
+        if ua in self._asked or self.found(ua) is not None:
             return
         self._asked[ua] = None
         self._chunk.append(ua)
@@ -88,7 +97,7 @@ class AgentLookup:
 
     def _store(self, chunk: list[str], rows: list[tuple]) -> None:
         for ua, row in zip(chunk, rows, strict=True):
-            info = self.known[ua] = UserAgentInfo(*row)
+            info = remember(self._known, ua, UserAgentInfo(*row))
             self.cache.remember(ua, info)
             self._asked.pop(ua, None)
 
@@ -96,14 +105,14 @@ class AgentLookup:
         """Would `get(ua)` answer without waiting? (Sends its chunk if still being filled.)"""
         if ua in self._asked and self._asked[ua] is None:
             self._send()
-        if ua in self.known:
+        if self.found(ua) is not None:
             return True
         sent = self._asked.get(ua)
         return sent is not None and sent[0].done()
 
     def get(self, ua: str) -> UserAgentInfo:
         """The classification of a user agent given to `want` (waits for it if need be)."""
-        info = self.known.get(ua)
+        info = self.found(ua)
         if info is not None:
             return info
         self.want(ua)  # if it was not given yet
@@ -113,7 +122,7 @@ class AgentLookup:
         if sent is not None:
             future, chunk = sent
             self._store(chunk, future.result())
-        return self.known[ua]
+        return self._known[ua]
 
     def close(self) -> None:
         self.cache.full_kinds = False
@@ -131,7 +140,7 @@ class GeoIp:
         import maxminddb
 
         self.reader = maxminddb.open_database(path)
-        self.lookup = lru_cache(maxsize=65536)(self._lookup)
+        self.lookup = lru_cache(maxsize=CACHE_LIMIT)(self._lookup)
 
     def _lookup(self, ip: str) -> Location | None:
         try:

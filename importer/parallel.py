@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import itertools
 import multiprocessing
 import os
 import queue
@@ -250,7 +249,7 @@ class Workers:
         for me, other in enumerate(self._workers):
             if me != sender:
                 other.news.put(learned)
-        _shared_cache().update(learned)
+        _classifier().learn(learned)
 
     def _apply(self, source: Source, chunk: Chunk, worker: _Worker, result: tuple,
                cursor: Cursor | None) -> None:
@@ -296,8 +295,7 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     malformed = pipeline._malformed = _Malformed()
-    kinds = _Learning(_shared_cache(), news, results, me)
-    _classifier().on_miss = kinds.exchange
+    kinds = _Learning(_classifier(), news, results, me)
     current, parser, file = 0, None, _PlainFile()
     sieve = Sieve.of(pipeline.filters, pipeline.counters.explain)
     while True:
@@ -365,54 +363,36 @@ def _classifier() -> UserAgentClassifier:
     return classifier
 
 
-def _shared_cache() -> dict[str, str]:
-    """What one worker finds out that the others had better not find out again: the kind of
-    each user agent (bot, library...). Finding one takes ~1-2 ms, and as visitors come back
-    all week, each worker meets nearly every user agent of a log."""
-    return _classifier().kinds
-
-
 class _Learning:
-    """A cache that only grows: `take` gives what was added here since the last `take`,
-    `learn` adds what was found elsewhere. In a worker, `exchange` runs before each user
-    agent it classifies: the workers meet the same new user agents at the same time (the
-    first chunks of a log hold the most common ones), so each tells the others what it found
-    every few, and takes what they found, without waiting for the end of a chunk."""
+    """What the parse workers find out about user agents (each costs ~1-2 ms, and as visitors
+    come back all week, each worker meets nearly every user agent of a log), shared: `exchange`
+    runs before each user agent a worker classifies. The workers meet the same new user agents
+    at the same time (the first chunks of a log hold the most common ones), so each tells the
+    others (through the main process, which keeps them too) what it found every few, and takes
+    what they found, without waiting for the end of a chunk."""
 
     EVERY = 16  # user agents found out here, sent on together
 
-    def __init__(self, cache: dict, news, results, me: int) -> None:
-        self.cache = cache
-        self.mark = len(cache)  # what the cache held when last taken or learned from
-        self.held: list[tuple] = []  # found here before `learn`, not taken yet
+    def __init__(self, classifier: UserAgentClassifier, news, results, me: int) -> None:
+        self.classifier = classifier
+        classifier.found = []
+        classifier.on_miss = self.exchange
         self.news, self.results, self.me = news, results, me
 
-    def take(self) -> list[tuple]:
-        if len(self.cache) < self.mark:  # emptied by its owner
-            self.mark = 0
-        new = self.held + list(itertools.islice(self.cache.items(), self.mark, None))
-        self.held, self.mark = [], len(self.cache)
-        return new
-
-    def learn(self, items: list[tuple]) -> None:
-        if len(self.cache) > self.mark:  # found here: to be taken, not what comes now
-            self.held.extend(itertools.islice(self.cache.items(), self.mark, None))
-        self.cache.update(items)
-        self.mark = len(self.cache)
-
     def exchange(self) -> None:
-        if len(self.held) + len(self.cache) - self.mark >= self.EVERY:
+        if len(self.classifier.found) >= self.EVERY:
             self.publish()
         while True:
             try:
-                self.learn(self.news.get_nowait())
+                self.classifier.learn(self.news.get_nowait())
             except queue.Empty:
                 return
 
     def publish(self) -> None:
-        new = self.take()
-        if new:
-            self.results.put(("learned", self.me, new))
+        found = self.classifier.found
+        if found:
+            self.classifier.found = []
+            self.results.put(("learned", self.me, found))
 
 
 def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk,

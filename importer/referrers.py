@@ -30,6 +30,8 @@ from urllib.parse import unquote_plus
 
 import yaml
 
+from parsers.base import CACHE_LIMIT
+
 _PLAUSIBLE_DATA = Path(__file__).with_name("data") / "plausible_sources.json"
 
 # Plausible cuts a referrer to this many characters before anything else looks at it.
@@ -172,7 +174,7 @@ def _database() -> _Database:
     return _Database({host: tuple(e) for host, e in entries.items()}, names)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_LIMIT)
 def _host_entries(host: str) -> tuple[_Entry, ...]:
     """Database entries for `host` or a domain it is a subdomain of, most specific first.
 
@@ -212,7 +214,7 @@ class _PageTags(NamedTuple):
     term: str
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_LIMIT)
 def _page_tags(page_url: str) -> _PageTags:
     page = _parse_uri(page_url)
     params = _decode_query(page.query) if page.query is not None else {}
@@ -229,7 +231,7 @@ def _page_tags(page_url: str) -> _PageTags:
     )
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_LIMIT)
 def _referral(referrer: str, page_host: str | None) -> tuple[str, str] | None:
     """(source name, stored referrer) of a valid referral from `referrer` to a page on
     `page_host` (as _PageTags has it); None when it is not one."""
@@ -245,8 +247,9 @@ def _referral(referrer: str, page_host: str | None) -> tuple[str, str] | None:
 
 
 # Sessions repeat (page URL, referrer) pairs; their parts, cached apart, repeat far more
-# (tests/bench/genlog.py's log: 39k pairs of 2.6k page URLs and 2.2k referrers).
-@lru_cache(maxsize=65536)
+# (tests/bench/genlog.py's log: 39k pairs of 2.6k page URLs and 2.2k referrers). Bounded as
+# every per-line cache is (65,536 pairs held ~17 MB): a pair missed costs little, its parts hit.
+@lru_cache(maxsize=CACHE_LIMIT)
 def resolve_source(page_url: str, referrer: str | None) -> SourceInfo:
     """The source fields Plausible would store for a session whose first event is this one.
 

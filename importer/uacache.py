@@ -25,7 +25,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 
 from .state import state_dir
@@ -41,10 +41,14 @@ SCHEMA = [
     "os_version TEXT) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS agents_by_use ON agents (used)",
 ]
-SAVE_FULL = "INSERT OR REPLACE INTO agents VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-# A kind alone never replaces a full row: it only marks it used.
-SAVE_KIND = ("INSERT INTO agents (key, used, kind) VALUES (?, ?, ?) "
-             "ON CONFLICT (key) DO UPDATE SET used = excluded.used")
+# A kind alone (device .. os_version NULL) never replaces a full row: it only marks it used.
+SAVE = ("INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+        "used = excluded.used, "
+        "kind = CASE WHEN excluded.device IS NULL THEN kind ELSE excluded.kind END, "
+        "device = coalesce(excluded.device, device), "
+        "browser = coalesce(excluded.browser, browser), "
+        "browser_version = coalesce(excluded.browser_version, browser_version), "
+        "os = coalesce(excluded.os, os), os_version = coalesce(excluded.os_version, os_version)")
 EVICT = ("DELETE FROM agents WHERE key IN (SELECT key FROM agents ORDER BY used "
          "LIMIT max(0, (SELECT count(*) FROM agents) - ?))")
 
@@ -90,22 +94,22 @@ class UserAgentStore:
         hasher.update(ua.encode("utf-8", "surrogatepass"))
         return hasher.digest()
 
-    def load(self) -> list[tuple[bytes, tuple]]:
-        """Every row, as UserAgentClassifier.import_cache takes them."""
-        rows = self.db.execute("SELECT key, kind, device, browser, browser_version, os, "
-                               "os_version FROM agents").fetchall()
-        return [(row[0], row[1:] if row[2] is not None else row[1:2]) for row in rows]
+    def load(self) -> Iterator[tuple[bytes, tuple]]:
+        """Every row, as UserAgentClassifier.import_cache takes them (one at a time: there
+        may be LIMIT)."""
+        for row in self.db.execute("SELECT key, kind, device, browser, browser_version, os, "
+                                   "os_version FROM agents"):
+            yield row[0], row[1:] if row[2] is not None else row[1:2]
 
-    def save(self, rows: dict[bytes, tuple]) -> None:
+    def save(self, rows: Mapping[bytes, tuple] | Iterable[tuple[bytes, tuple]]) -> None:
         """Add or refresh `rows` (UserAgentClassifier.export_cache), then trim to the limit."""
         now = int(time.time())
-        full = [(key, now, *row) for key, row in rows.items() if len(row) == N_FIELDS]
-        kinds = [(key, now, row[0]) for key, row in rows.items() if len(row) != N_FIELDS]
+        pairs = rows.items() if isinstance(rows, Mapping) else rows
+        padding = {1: (None,) * (N_FIELDS - 1), N_FIELDS: ()}  # a kind alone: NULL the rest
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(SAVE_FULL, full)
-            db.executemany(SAVE_KIND, kinds)
+            db.executemany(SAVE, ((key, now, *row, *padding[len(row)]) for key, row in pairs))
             db.execute(EVICT, (self.limit,))
             db.execute("COMMIT")
         except BaseException:
@@ -131,11 +135,10 @@ def persisted(classifier: UserAgentClassifier, warn: Callable[[str], None],
         return
     with closing(store):
         try:
-            rows = store.load()
+            classifier.use_store(store.key, store.load())
         except sqlite3.Error as exc:
             warn(f"user-agent cache {path} not read: {exc}")
-            rows = []
-        classifier.use_store(store.key, rows)
+            classifier.use_store(store.key, ())
         try:
             yield
         finally:

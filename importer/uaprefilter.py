@@ -65,7 +65,8 @@ def needs_of(lazy: RegexLazy | Pattern) -> Needs:
     saved = _table().get(pattern)
     if saved is None:
         return needs(pattern)
-    return tuple(tuple(frozenset(clause) for clause in alternative) for alternative in saved)
+    return tuple(tuple(frozenset(clause) for clause in alternative)
+                 for alternative in json.loads(saved))
 
 
 def table_path() -> str:
@@ -75,15 +76,19 @@ def table_path() -> str:
         reader = hashlib.blake2b(f.read(), digest_size=6).hexdigest()
     root = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return os.path.join(root, "plausible-import",
-                        f"uaneeds-{device_detector.__version__}-{reader}.json")
+                        f"uaneeds-{device_detector.__version__}-{reader}-{TABLE_FORMAT}.json")
 
 
-_saved: dict[str, list] | None = None
+# 2: each pattern's needs as JSON text, parsed when asked for (a parse worker asks for a few
+# hundred): as lists of lists of strings they took ~17 MB in every process, and each worker
+# wrote to (so copied) the pages of those it read (reference counts).
+TABLE_FORMAT = 2
+_saved: dict[str, str] | None = None
 
 
-def _table() -> dict[str, list]:
+def _table() -> dict[str, str]:
     """What every regex of device-detector's lists needs, worked out once (~5 s) and kept in
-    the user's cache directory: pattern -> [[[needle, ...], ...], ...]."""
+    the user's cache directory: pattern -> '[[[needle, ...], ...], ...]'."""
     global _saved
     if _saved is None:
         path = table_path()
@@ -91,8 +96,8 @@ def _table() -> dict[str, list]:
             with open(path, encoding="utf-8") as f:
                 _saved = json.load(f)
         except (OSError, ValueError):
-            _saved = {pattern: [[sorted(clause) for clause in alternative]
-                                for alternative in needs(pattern)]
+            _saved = {pattern: json.dumps([[sorted(clause) for clause in alternative]
+                                           for alternative in needs(pattern)])
                       for pattern in _patterns()}
             with contextlib.suppress(OSError):  # not saved: worked out again next time
                 os.makedirs(os.path.dirname(path), exist_ok=True)

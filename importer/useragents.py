@@ -19,10 +19,12 @@ import importlib.util
 import multiprocessing
 import re
 import weakref
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import astuple, dataclass, fields
 from itertools import repeat
+
+from .digests import DigestMap
 
 KINDS = frozenset(("bot", "headless", "library", "monitor", ""))
 
@@ -90,13 +92,16 @@ def preload() -> None:
     warm_up()
 
 
-def ua_key(ua: str) -> str:
-    """The default persistence key: a short stable digest instead of a UA of up to kilobytes."""
-    return hashlib.blake2b(ua.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+def ua_key(ua: str) -> bytes:
+    """The default key: a short stable digest instead of a UA of up to kilobytes."""
+    return hashlib.blake2b(ua.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _detect_rows(detect_fn: Callable[[str], UserAgentInfo], uas: list[str]) -> list[tuple]:
     return [astuple(detect_fn(ua)) for ua in uas]
+
+
+Answer = str | UserAgentInfo  # a kind alone (what the bot filter needs), or all of it
 
 
 class UserAgentClassifier:
@@ -105,7 +110,11 @@ class UserAgentClassifier:
     `classify_many` forks `workers` processes the first time a batch has more than
     `min_parallel` misses and keeps them (warm) until `close()` or the end of a `with` block.
     `detect_fn` must then be a module-level function (it is pickled by name).
-    `key` maps a UA to the key used by `export_cache` / `import_cache` (default `ua_key`).
+    `key` maps a UA to a 16-byte digest: what the cache knows it by, and what `export_cache` /
+    `import_cache` use (default `ua_key`).
+
+    The cache holds no user agent, only its key: a log's distinct user agents grow with it
+    (~40,000 in 10M lines of tests/bench/genlog.py's), and each parse worker has its copy.
     """
 
     CHUNK = 16  # UAs per task sent to a worker: ~0.2 s of work, small tail imbalance
@@ -116,84 +125,93 @@ class UserAgentClassifier:
         detect_fn: Callable[[str], UserAgentInfo] = detect,
         workers: int = 2,
         min_parallel: int = 50,
-        key: Callable[[str], Hashable] = ua_key,
+        key: Callable[[str], bytes] = ua_key,
     ) -> None:
         self._detect = detect_fn
         self.workers = workers
         self.min_parallel = min_parallel
         self._key = key
-        self._cache: dict[str, UserAgentInfo] = {}
-        self._stored: dict[Hashable, tuple] = {}  # imported rows, not yet asked for
-        self._kinds: dict[str, str | UserAgentInfo] = {}  # see `kinds`
+        # key(ua) -> 2 * the number of its answer, + 1 once found out or used in this run
+        # (what `export_cache` gives; the others were imported and not asked for).
+        self._known = DigestMap()
+        self._answers: list[Answer | None] = [None]  # number -> answer (few are distinct)
+        self._numbers: dict[Answer, int] = {}
         self.full_kinds = False  # see `kind`
+        # (key, answer) found out or first used here since this was last emptied, where other
+        # processes take them (importer/parallel.py's parse workers); None: nobody does.
+        self.found: list[tuple[bytes, Answer]] | None = None
         # Called before device-detector is asked about a user agent in `kind`: parse workers
         # take in what the others found out meanwhile (importer/parallel.py).
         self.on_miss: Callable[[], None] | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._shutdown: weakref.finalize | None = None  # stops the pool, at most once
 
+    def _answer(self, key: bytes) -> Answer | None:
+        """What is known about `key`, now counted as used in this run."""
+        value = self._known.get(key)
+        answer = self._answers[value >> 1]
+        if value and not value & 1:
+            self._known[key] = value | 1
+            if self.found is not None:
+                self.found.append((key, answer))
+        return answer
+
+    def _put(self, key: bytes, answer: Answer, share: bool = True) -> None:
+        """Know `answer` for `key`, unless a full classification is known and it is a kind."""
+        value = self._known.get(key)
+        if isinstance(answer, str) and isinstance(self._answers[value >> 1], UserAgentInfo):
+            self._known[key] = value | 1
+            return
+        self._known[key] = 2 * self._number(answer) + 1
+        if share and self.found is not None:
+            self.found.append((key, answer))
+
+    def _number(self, answer: Answer) -> int:
+        number = self._numbers.get(answer)
+        if number is None:
+            number = self._numbers[answer] = len(self._answers)
+            self._answers.append(answer)
+        return number
+
     def known(self, ua: str) -> UserAgentInfo | None:
         """The classification of `ua` if it is known (found here, or imported), else None."""
-        info = self._cache.get(ua)
-        if info is None:
-            found = self._kinds.get(ua)
-            if isinstance(found, UserAgentInfo):  # classified fully by `kind`
-                return found
-            if self._stored:
-                key = self._key(ua)
-                row = self._stored.get(key)
-                if row is not None and len(row) == N_FIELDS:  # not a kind-only row
-                    del self._stored[key]
-                    info = self._cache[ua] = UserAgentInfo(*row)
-        return info
+        answer = self._answer(self._key(ua))
+        return answer if isinstance(answer, UserAgentInfo) else None
 
     def is_new(self, ua: str) -> bool:
         """Whether classifying `ua` takes device-detector: neither found out here nor known
         from an earlier run (nor empty)."""
-        if not ua or ua in self._cache or ua in self._kinds:
-            return False
-        return not self._stored or self._key(ua) not in self._stored
+        return bool(ua) and not self._known.get(self._key(ua))
 
     def remember(self, ua: str, info: UserAgentInfo) -> None:
         """A classification made elsewhere (importer/lookups.py's workers)."""
-        self._cache[ua] = info
+        self._put(self._key(ua), info)
+
+    def learn(self, found: Iterable[tuple[bytes, Answer]]) -> None:
+        """What another process found out or used (its `found`): known, and used in this run."""
+        for key, answer in found:
+            self._put(key, answer, share=False)
 
     def classify(self, ua: str) -> UserAgentInfo:
         info = self.known(ua)
         if info is None:
-            info = self._cache[ua] = self._detect(ua)
+            info = self._detect(ua)
+            self.remember(ua, info)
         return info
 
     def kind(self, ua: str) -> str:
         """Only the kind (what a filter needs when sending): ~0.35 ms per new UA instead of
         ~1. With `full_kinds`, the full classification all the same: an export needs it
         anyway, and this way it is made once, where the user agent is first met (a parse
-        worker; it shares `kinds`), not again in importer/lookups.py's workers."""
-        info = self._cache.get(ua)
-        if info is not None:
-            return info.kind
-        found = self._kinds.get(ua)
-        if found is None:
-            row = self._stored.pop(self._key(ua), None) if self._stored else None
-            if row is not None:
-                found = row[0] if len(row) != N_FIELDS else UserAgentInfo(*row)
-            else:
-                if self.on_miss is not None:
-                    self.on_miss()
-                    found = self._kinds.get(ua)
-                if found is None:
-                    found = self._detect(ua) if self.full_kinds else detect_kind(ua)
-            # Also when imported: parse workers pass it on to the main process, which then
-            # counts it as used when the cache is saved.
-            self._kinds[ua] = found
-        return found if isinstance(found, str) else found.kind
-
-    @property
-    def kinds(self) -> dict[str, str | UserAgentInfo]:
-        """UA -> its kind, or its UserAgentInfo where a full one was made or imported: shared
-        as is by parse workers (importer/parallel.py) so that one worker's findings spare the
-        others the same lookups."""
-        return self._kinds
+        worker; it passes it on in `found`), not again in importer/lookups.py's workers."""
+        key = self._key(ua)
+        if not self._known.get(key) and self.on_miss is not None:
+            self.on_miss()
+        answer = self._answer(key)
+        if answer is None:
+            answer = self._detect(ua) if self.full_kinds else detect_kind(ua)
+            self._put(key, answer)
+        return answer if isinstance(answer, str) else answer.kind
 
     def classify_many(self, uas: Iterable[str]) -> dict[str, UserAgentInfo]:
         """Classify every distinct UA; more than `min_parallel` misses go to worker processes."""
@@ -204,7 +222,7 @@ class UserAgentClassifier:
         else:
             for ua in misses:
                 self.classify(ua)
-        return {ua: self._cache[ua] for ua in wanted}
+        return {ua: self.known(ua) for ua in wanted}
 
     def _classify_in_pool(self, misses: list[str]) -> None:
         if self._pool is None:
@@ -218,7 +236,7 @@ class UserAgentClassifier:
         results = self._pool.map(_detect_rows, repeat(self._detect), chunks)
         for chunk, rows in zip(chunks, results, strict=True):
             for ua, row in zip(chunk, rows, strict=True):
-                self._cache[ua] = UserAgentInfo(*row)
+                self.remember(ua, UserAgentInfo(*row))
 
     def close(self) -> None:
         """Stop the worker processes (they are kept between batches so they stay warm)."""
@@ -232,32 +250,38 @@ class UserAgentClassifier:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def export_cache(self) -> dict[Hashable, tuple]:
-        """What this classifier found out or used, as {key(ua): row}: the UserAgentInfo
+    def export_cache(self) -> Iterator[tuple[bytes, tuple]]:
+        """What this classifier found out or used, as (key(ua), row): the UserAgentInfo
         fields, or just (kind,) where only the kind was needed. Imported rows never asked for
         are left out: the store they came from still has them."""
-        key = self._key
-        rows = {key(ua): (found,) if isinstance(found, str) else astuple(found)
-                for ua, found in self._kinds.items() if ua not in self._cache}
-        rows.update((key(ua), astuple(info)) for ua, info in self._cache.items())
-        return rows
+        rows = [None, *((a,) if isinstance(a, str) else astuple(a) for a in self._answers[1:])]
+        for key, value in self._known.items():
+            if value & 1:
+                yield key, rows[value >> 1]
 
     def import_cache(
-        self, items: Mapping[Hashable, tuple] | Iterable[tuple[Hashable, tuple]]
+        self, items: Mapping[bytes, tuple] | Iterable[tuple[bytes, tuple]]
     ) -> None:
         """Take back what `export_cache` gave (same `key`, same CACHE_VERSION)."""
         pairs = items.items() if isinstance(items, Mapping) else items
+        numbers = {}  # row -> its answer's number
         for key, row in pairs:
-            valid = len(row) in (1, N_FIELDS) and all(isinstance(v, str) for v in row)
-            if not valid or row[0] not in KINDS:
-                raise ValueError(f"not a cached UserAgentInfo: {row!r}")
-            self._stored[key] = tuple(row)
+            number = numbers.get(row)
+            if number is None:
+                valid = len(row) in (1, N_FIELDS) and all(isinstance(v, str) for v in row)
+                if not valid or row[0] not in KINDS:
+                    raise ValueError(f"not a cached UserAgentInfo: {row!r}")
+                number = numbers[row] = self._number(
+                    row[0] if len(row) == 1 else UserAgentInfo(*row))
+            if not self._known.get(key):  # what this run found out stays
+                self._known[key] = 2 * number
 
-    def use_store(self, key: Callable[[str], Hashable],
-                  rows: Iterable[tuple[Hashable, tuple]]) -> None:
-        """Know user agents by `key` from now on, and import `rows` (earlier runs' findings)."""
+    def use_store(self, key: Callable[[str], bytes],
+                  rows: Iterable[tuple[bytes, tuple]]) -> None:
+        """Know user agents by `key` from now on (forgetting what was known by another key),
+        and import `rows` (earlier runs' findings)."""
         self._key = key
-        self._stored = {}
+        self._known = DigestMap()
         self.import_cache(rows)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from importer import parallel
+from importer.digests import DigestMap
 from importer.events import Event
 from importer.filters import FilterChain
 from importer.pipeline import Pipeline
@@ -270,13 +271,13 @@ def test_workers_share_what_they_learn_about_user_agents(logs, tiny_chunks, monk
     from importer import useragents
 
     monkeypatch.setattr(useragents, "detect_kind", lambda ua: "bot" if "bot" in ua else "")
-    for cache in ("_kinds", "_cache", "_stored"):  # what earlier tests taught it
-        monkeypatch.setattr(useragents.classifier, cache, {})
+    # not what earlier tests taught it
+    monkeypatch.setattr(useragents.classifier, "_known", DigestMap())
     counters = Counters()
     pipeline = Pipeline(inputs=[str(logs[1])], builder=EventBuilder("example.com"),
                         sink=Recorder(counters), counters=counters, workers=2)
     pipeline.run()
-    known = len(useragents.classifier._kinds)  # the main process learned them all
+    known = len(useragents.classifier._known)  # the main process learned them all
     assert known > 100  # the user agents of page views
     assert pipeline._workers.found < 1.3 * known  # twice only in a race (~1.8 unshared)
 
@@ -319,27 +320,32 @@ def _user_agents(path: Path) -> set[str]:
                 for line in f.read().splitlines()[:50] if line.count(b'"') >= 2}
 
 
-def test_workers_pass_on_what_they_find_out_every_few_user_agents_and_take_the_others():
+def test_workers_pass_on_what_they_find_out_every_few_user_agents_and_take_the_others(
+        monkeypatch):
     import queue
 
-    cache: dict[str, str] = {"known before": ""}
+    from importer import useragents
+    from importer.useragents import ua_key
+
+    detected = []
+    monkeypatch.setattr(useragents, "detect_kind", lambda ua: detected.append(ua) or "bot")
+    clf = useragents.UserAgentClassifier()
+    clf.import_cache([(ua_key("known before"), ("",))])  # from an earlier run
     news, sent = queue.Queue(), queue.Queue()
-    learning = parallel._Learning(cache, news, sent, me=1)
-    for i in range(learning.EVERY - 1):  # a worker classifies user agents one by one
-        learning.exchange()
-        cache[f"ua {i}"] = "bot"
-    news.put([("theirs", "library")])
-    learning.exchange()  # not enough of its own to send yet; theirs taken in
-    assert sent.empty() and cache["theirs"] == "library"
-    cache["one more"] = ""
-    learning.exchange()
+    learning = parallel._Learning(clf, news, sent, me=1)
+    own = [f"bot {i}" for i in range(learning.EVERY - 1)]
+    for ua in own[:-1]:  # a worker classifies user agents one by one
+        clf.kind(ua)
+    news.put([(ua_key("theirs"), "library")])
+    clf.kind(own[-1])  # not enough of its own to send yet; theirs taken in first
+    assert sent.empty() and clf.kind("theirs") == "library" and "theirs" not in detected
+    assert clf.kind("known before") == ""  # used: the main process saves it
+    clf.kind("one more")
     got, me, found = sent.get_nowait()
     assert (got, me) == ("learned", 1)
-    assert [ua for ua, _ in found] == [f"ua {i}" for i in range(learning.EVERY - 1)] + [
-        "one more"]  # its own, in order: neither what it knew before nor what it was told
-    cache["last"] = "bot"
+    assert found == [(ua_key(ua), "bot") for ua in own] + [(ua_key("known before"), "")]
     learning.publish()  # at the end of a chunk: whatever is left
-    assert sent.get_nowait() == ("learned", 1, [("last", "bot")]) and sent.empty()
+    assert sent.get_nowait() == ("learned", 1, [(ua_key("one more"), "bot")]) and sent.empty()
     learning.publish()
     assert sent.empty()
 

@@ -47,7 +47,7 @@ def test_a_kind_alone_does_not_replace_a_full_row(tmp_path) -> None:
     key = store.key(CHROME)
     store.save({key: CHROME_ROW})
     store.save({key: ("",)})
-    assert store.load() == [(key, CHROME_ROW)]
+    assert list(store.load()) == [(key, CHROME_ROW)]
 
 
 def test_another_version_is_discarded(tmp_path, monkeypatch) -> None:
@@ -56,7 +56,7 @@ def test_another_version_is_discarded(tmp_path, monkeypatch) -> None:
     store.save({store.key(CHROME): CHROME_ROW})
     store.close()
     monkeypatch.setattr(uacache, "CACHE_VERSION", "2/device-detector-9.9")
-    assert UserAgentStore(path).load() == []
+    assert list(UserAgentStore(path).load()) == []
 
 
 def test_least_recently_used_rows_go_past_the_limit(tmp_path, monkeypatch) -> None:
@@ -86,7 +86,7 @@ def test_two_runs_saving_at_once(tmp_path) -> None:
     for run in runs:
         run.join()
     assert [run.exitcode for run in runs] == [0, 0]
-    assert len(UserAgentStore(path).load()) == 2 * 20 * 50
+    assert len(list(UserAgentStore(path).load())) == 2 * 20 * 50
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 

@@ -132,8 +132,8 @@ def test_what_another_process_found_meanwhile_is_taken_before_classifying(
         counted: list[str]) -> None:
     clf = UserAgentClassifier(detect_fn=counting_detect)
     clf.full_kinds = True
-    told = {IPHONE_SAFARI: UserAgentInfo(kind="bot")}  # as a parse worker is told by another
-    clf.on_miss = lambda: clf.kinds.update(told)
+    told = [(useragents.ua_key(IPHONE_SAFARI), UserAgentInfo(kind="bot"))]  # as a parse
+    clf.on_miss = lambda: clf.learn(told)  # worker is told by another
     assert clf.kind(IPHONE_SAFARI) == "bot" and clf.known(IPHONE_SAFARI).kind == "bot"
     assert clf.kind("curl/8.5.0") == "library"  # nobody knew: classified here
     assert counted == ["curl/8.5.0"]
@@ -146,16 +146,17 @@ def test_an_open_agent_lookup_has_kinds_classified_fully(counted: list[str]) -> 
     from importer.lookups import AgentLookup
 
     clf = UserAgentClassifier(detect_fn=counting_detect)
+    clf.found = []  # a parse worker's: what it finds out goes to the main process
     agents = AgentLookup(workers=2, cache=clf)
     assert clf.kind("curl/8.5.0") == "library" and clf.kind(IPHONE_SAFARI) == ""
     assert counted == ["curl/8.5.0", IPHONE_SAFARI]
     learned = UserAgentClassifier(detect_fn=counting_detect)  # the main process
-    learned.kinds.update(clf.kinds)  # as importer/parallel.py passes them on
+    learned.learn(clf.found)  # as importer/parallel.py passes them on
     main = AgentLookup(workers=2, cache=learned)
     main.want(IPHONE_SAFARI)
     assert main.ready(IPHONE_SAFARI) and main._pool is None  # known: no worker started
     assert main.get(IPHONE_SAFARI) == detect(IPHONE_SAFARI)
-    assert learned.export_cache()[useragents.ua_key("curl/8.5.0")] == astuple(
+    assert dict(learned.export_cache())[useragents.ua_key("curl/8.5.0")] == astuple(
         detect("curl/8.5.0"))
     main.close()
     agents.close()
@@ -185,23 +186,23 @@ def test_classify_many_below_threshold_stays_in_process(counted: list[str]) -> N
 def test_export_import_round_trip(counted: list[str]) -> None:
     source = UserAgentClassifier()
     source.classify_many([IPHONE_SAFARI, "curl/8.5.0"])
-    saved = source.export_cache()
+    saved = dict(source.export_cache())
     assert set(saved) == {useragents.ua_key(IPHONE_SAFARI), useragents.ua_key("curl/8.5.0")}
-    assert all(len(key) == 32 for key in saved)
+    assert all(len(key) == 16 for key in saved)
 
     restored = UserAgentClassifier(detect_fn=counting_detect)
     restored.import_cache(saved)
-    assert restored.export_cache() == {}  # imported, not used: the store keeps them anyway
+    assert dict(restored.export_cache()) == {}  # imported, not used: the store keeps them
     assert restored.classify(IPHONE_SAFARI) == source.classify(IPHONE_SAFARI)
     assert restored.kind("curl/8.5.0") == "library"
     assert counted == []
-    assert restored.export_cache() == saved
+    assert dict(restored.export_cache()) == saved
 
 
 def test_kind_only_rows_answer_kind_not_classify(counted: list[str]) -> None:
     source = UserAgentClassifier(detect_fn=counting_detect)
     assert source.kind("curl/8.5.0") == "library"
-    saved = source.export_cache()
+    saved = dict(source.export_cache())
     assert saved == {useragents.ua_key("curl/8.5.0"): ("library",)}
 
     restored = UserAgentClassifier(detect_fn=counting_detect)
@@ -211,15 +212,18 @@ def test_kind_only_rows_answer_kind_not_classify(counted: list[str]) -> None:
     assert restored.known("curl/8.5.0") is None  # the rest was never found out
     assert restored.classify("curl/8.5.0") == detect("curl/8.5.0")
     assert counted == ["curl/8.5.0"]
-    assert restored.export_cache() == {useragents.ua_key("curl/8.5.0"):
-                                       ("library", "", "curl", "8.5", "", "")}
+    assert dict(restored.export_cache()) == {useragents.ua_key("curl/8.5.0"):
+                                             ("library", "", "curl", "8.5", "", "")}
 
 
 def test_caller_chosen_key() -> None:
-    clf = UserAgentClassifier(key=str.lower)
-    clf.import_cache([("curl/8.5.0", ("library", "", "curl", "8.5", "", ""))])
+    def key(ua: str) -> bytes:
+        return useragents.ua_key(ua.lower())
+
+    clf = UserAgentClassifier(key=key)
+    clf.import_cache([(key("curl/8.5.0"), ("library", "", "curl", "8.5", "", ""))])
     assert clf.classify("CURL/8.5.0").browser == "curl"  # found through key(ua), not detected
-    assert clf.export_cache() == {"curl/8.5.0": ("library", "", "curl", "8.5", "", "")}
+    assert dict(clf.export_cache()) == {key("curl/8.5.0"): ("library", "", "curl", "8.5", "", "")}
 
 
 @pytest.mark.parametrize(
@@ -234,3 +238,26 @@ def test_empty_ua_is_unknown_not_a_bot() -> None:
     info = UserAgentClassifier().classify("")
     assert info == UNKNOWN
     assert not info.plausible_drops
+
+
+def test_the_cache_keeps_no_user_agent_text(monkeypatch) -> None:
+    """A log's distinct user agents grow with it, and each process caches them: each costs a
+    digest and a number (~40 bytes), not its text (hundreds of bytes, ~400 with a dict)."""
+    import tracemalloc
+
+    monkeypatch.setattr(useragents, "detect_kind", lambda ua: "")
+    clf = UserAgentClassifier()
+    agents = 20_000
+
+    def agent(n: int) -> str:  # as parsed from a log line: gone with it unless kept
+        return f"Mozilla/5.0 (agent {n}) " + "x" * 200
+
+    tracemalloc.start()
+    try:
+        for n in range(agents):
+            clf.kind(agent(n))
+        used = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert used < 60 * agents
+    assert not any(map(clf.is_new, map(agent, range(agents))))
