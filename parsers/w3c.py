@@ -19,7 +19,7 @@ from itertools import repeat
 from operator import attrgetter, itemgetter
 from urllib.parse import unquote
 
-from .base import LogRecord, ParseError, Parser, SkipLine
+from .base import CACHE_LIMIT, LogRecord, ParseError, Parser, SkipLine
 from .columns import Derived, Table
 from .records import STATUS_CODES, int_or_none, int_source
 from .registry import Preset, register
@@ -66,7 +66,7 @@ def header_names(line: str) -> list[str]:
     return line[len("#Fields:"):].split()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_LIMIT)
 def _url_decoded(value: str) -> str:
     return unquote(value)
 
