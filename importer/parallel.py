@@ -431,8 +431,8 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
     else:
         lines, left = None, _streamed(chunk)
     line = None
-    for line, begin in left:  # _examine copies what it keeps of a line
-        found = examine(source, line, parser, keyed)
+    for line, begin, passed in left:  # _examine copies what it keeps of a line
+        found = examine(source, line, parser, keyed, passed)
         if found is not None:
             event, key, when = found
             event.user_agent = intern(event.user_agent, event.user_agent)
@@ -448,11 +448,12 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
     return candidates, _delta(before, counters), malformed.take(), lines
 
 
-def _streamed(chunk: Chunk) -> Iterator[tuple[Line, int]]:
-    """All the chunk's lines, each with where it begins (one Line changed in place)."""
+def _streamed(chunk: Chunk) -> Iterator[tuple[Line, int, bool]]:
+    """All the chunk's lines, each with where it begins, none judged (one Line changed in
+    place)."""
     begin = chunk.start
     for line in chunk.stream():
-        yield line, begin
+        yield line, begin, False
         begin = line.end
 
 

@@ -173,11 +173,12 @@ class Pipeline:
         if bar is not None:
             bar.update(source.position - last_position)
 
-    def _examine(self, source: Source, line: Line, parser: Parser, keyed: bool
-                 ) -> tuple[Event, bytes, float | None] | None:
+    def _examine(self, source: Source, line: Line, parser: Parser, keyed: bool,
+                 passed: bool = False) -> tuple[Event, bytes, float | None] | None:
         """Parse, filter, build: the per-line work that needs no run-wide state, which worker
         processes do for big files (parallel.py). Counts a line that ends here; returns
-        (event, dedupe key, time) for one that may become an event."""
+        (event, dedupe key, time) for one that may become an event. `passed`: the filters
+        are known to let the line through (importer/bulk.py judged its fields)."""
         counters = self.counters
         text = line.text
         if line.invalid_utf8:
@@ -194,7 +195,7 @@ class Pipeline:
             self._malformed(source, line, exc.reason,
                             explain=lambda e=exc: _explain(parser, text, e))
             return None
-        reason = self.filters.reason(record)
+        reason = None if passed else self.filters.reason(record)
         if reason is not None:
             counters.filter(reason, text)
             return None
