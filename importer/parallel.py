@@ -448,12 +448,12 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
     return candidates, _delta(before, counters), malformed.take(), lines
 
 
-def _streamed(chunk: Chunk) -> Iterator[tuple[Line, int, bool]]:
+def _streamed(chunk: Chunk) -> Iterator[tuple[Line, int, None]]:
     """All the chunk's lines, each with where it begins, none judged (one Line changed in
     place)."""
     begin = chunk.start
     for line in chunk.stream():
-        yield line, begin, False
+        yield line, begin, None
         begin = line.end
 
 

@@ -174,11 +174,12 @@ class Pipeline:
             bar.update(source.position - last_position)
 
     def _examine(self, source: Source, line: Line, parser: Parser, keyed: bool,
-                 passed: bool = False) -> tuple[Event, bytes, float | None] | None:
+                 passed: object = None) -> tuple[Event, bytes, float | None] | None:
         """Parse, filter, build: the per-line work that needs no run-wide state, which worker
         processes do for big files (parallel.py). Counts a line that ends here; returns
-        (event, dedupe key, time) for one that may become an event. `passed`: the filters
-        are known to let the line through (importer/bulk.py judged its fields)."""
+        (event, dedupe key, time) for one that may become an event. `passed`: the line's
+        row in a table (parsers/columns.py) whose fields every filter let through
+        (importer/bulk.py): its record is made from it, and not filtered again."""
         counters = self.counters
         text = line.text
         if line.invalid_utf8:
@@ -187,7 +188,7 @@ class Pipeline:
             counters.filter("blank_line")
             return None
         try:
-            record = parser.parse(text)
+            record = parser.parse(text) if passed is None else parser.record(passed)
         except SkipLine as skip:
             counters.filter(skip.reason, text)
             return None
@@ -195,7 +196,7 @@ class Pipeline:
             self._malformed(source, line, exc.reason,
                             explain=lambda e=exc: _explain(parser, text, e))
             return None
-        reason = None if passed else self.filters.reason(record)
+        reason = None if passed is not None else self.filters.reason(record)
         if reason is not None:
             counters.filter(reason, text)
             return None
