@@ -318,6 +318,7 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     malformed = pipeline._malformed = _Malformed()
+    pipeline.origins = False
     kinds = _Learning(_shared_cache(), news, results, me)
     _classifier().on_miss = kinds.exchange
     current, parser, file = 0, None, _PlainFile()

@@ -62,6 +62,9 @@ class Pipeline:
     # Per-event work for the sink that may be done ahead, in the parse workers when there are
     # some (delivery.encode_request: the request's body and headers).
     prepare: Callable[[Event], None] | None = None
+    # Whether events remember their line (Event.origin): not in the parse workers, whose
+    # events the main process makes again, with their line numbers in the file.
+    origins: bool = True
 
     def run(self) -> Counters:
         started = time.monotonic()
@@ -201,7 +204,8 @@ class Pipeline:
             counters.filter(reason, text)
             return None
         try:
-            event = self.builder.build(record, Origin(source.name, line.lineno, line.end))
+            event = self.builder.build(
+                record, Origin(source.name, line.lineno, line.end) if self.origins else None)
         except MalformedRecord as exc:
             self._malformed(source, line, str(exc))
             return None
