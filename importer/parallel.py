@@ -60,8 +60,8 @@ TAIL = 64  # bytes of a `_Span` that must be as read by the main process
 _EVENT_FIELDS = tuple(f.name for f in fields(Event)
                       if f.init and f.name not in ("origin", "wire"))
 _event_values = attrgetter(*_EVENT_FIELDS)
-# A chunk's candidate events go as columns (one tuple per column, not one per event, to
-# pickle and to make Events of at C speed): the Event's values, then these.
+# A chunk's candidate events go as columns, a tuple each (fewer objects to pickle than a tuple
+# per event, and the main process makes the Events with map()): the Event's values, then these.
 _TIME = _EVENT_FIELDS.index("time")  # the event's time, which dedupe needs too
 _WIRE, _NUMBER, _BEGIN, _END, _KEY, _TEXT = range(len(_EVENT_FIELDS), len(_EVENT_FIELDS) + 6)
 
@@ -276,7 +276,6 @@ class Workers:
         if cursor is not None and lines:
             cursor.advance(chunk.end, self._lineno)
 
-
     def _settle(self, name: str, columns: list[tuple], before: int, cursor: Cursor | None
                 ) -> None:
         """A chunk's candidate events (columns) through dedupe and on to the sink."""
@@ -455,8 +454,8 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
     else:
         lines, left = None, _streamed(chunk)
     line = None
-    for line, begin, passed in left:  # _examine copies what it keeps of a line
-        found = examine(source, line, parser, keyed, passed)
+    for line, begin, row in left:  # _examine copies what it keeps of a line
+        found = examine(source, line, parser, keyed, row)
         if found is not None:
             event, key, _ = found
             event.user_agent = intern(event.user_agent, event.user_agent)

@@ -177,11 +177,11 @@ class Pipeline:
             bar.update(source.position - last_position)
 
     def _examine(self, source: Source, line: Line, parser: Parser, keyed: bool,
-                 passed: object = None) -> tuple[Event, bytes, float | None] | None:
+                 row: object = None) -> tuple[Event, bytes, float | None] | None:
         """Parse, filter, build: the per-line work that needs no run-wide state, which worker
         processes do for big files (parallel.py). Counts a line that ends here; returns
-        (event, dedupe key, time) for one that may become an event. `passed`: the line's
-        row in a table (parsers/columns.py) whose fields every filter let through
+        (event, dedupe key, time) for one that may become an event. `row`: the line's
+        item in a table (parsers/columns.py) whose fields every filter let through
         (importer/bulk.py): its record is made from it, and not filtered again."""
         counters = self.counters
         text = line.text
@@ -191,7 +191,7 @@ class Pipeline:
             counters.filter("blank_line")
             return None
         try:
-            record = parser.parse(text) if passed is None else parser.record(passed)
+            record = parser.parse(text) if row is None else parser.record(row)
         except SkipLine as skip:
             counters.filter(skip.reason, text)
             return None
@@ -199,7 +199,7 @@ class Pipeline:
             self._malformed(source, line, exc.reason,
                             explain=lambda e=exc: _explain(parser, text, e))
             return None
-        reason = None if passed is not None else self.filters.reason(record)
+        reason = None if row is not None else self.filters.reason(record)
         if reason is not None:
             counters.filter(reason, text)
             return None
