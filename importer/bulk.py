@@ -40,8 +40,12 @@ def _none() -> None:
 class Sieve:
     """Decides the filtered lines of chunks, keeping what it judged from chunk to chunk."""
 
-    def __init__(self, steps: Sequence[Step]) -> None:
+    def __init__(self, steps: Sequence[Step], complete: bool = False) -> None:
         self.steps = tuple(steps)
+        # The steps are all the filters: a line they all let through is an event's, unless
+        # it is malformed (which making its record finds out), so it needs no filtering again
+        # and its record is made from its row (Parser.record).
+        self.complete = complete
         self._eager = tuple(step.field for step in takewhile(attrgetter("eager"), steps))
         self._ids: dict[str, int] = {}  # reason -> its number in a verdict
         self._reasons: list[str] = []
@@ -53,12 +57,13 @@ class Sieve:
         """A sieve for these filters; None if it could decide nothing, or if the filtered
         lines are to be sampled (--explain keeps the first ones of each reason)."""
         steps = filters.steps()
-        return cls(steps) if steps and not explain else None
+        return cls(steps, filters.stepped) if steps and not explain else None
 
     def lines(self, chunk: Chunk, parser: Parser, filtered: Counter
-              ) -> tuple[int, Iterator[tuple[Line, int]]]:
+              ) -> tuple[int, Iterator[tuple[Line, int, object]]]:
         """How many lines the chunk has, and those left to examine one by one with where
-        each begins (see `_numbered`: keep copies only); the others are added to `filtered`."""
+        each begins and, if every filter let it through, its row's item (else None; see
+        `_numbered`: keep copies only); the others are added to `filtered`."""
         texts = chunk.ascii_texts()
         lines = None
         skip: set[int] = set()
@@ -70,15 +75,16 @@ class Sieve:
             skip.update(i for i, text in enumerate(texts) if not text or text.isspace())
         found = self.sift(texts, parser, skip) if texts else None
         if found is None:
-            return len(texts), _numbered(chunk, texts, lines, range(len(texts)))
-        counts, left = found
+            return len(texts), _numbered(chunk, texts, lines, range(len(texts)), {})
+        counts, left, passed = found
         filtered.update(counts)
-        return len(texts), _numbered(chunk, texts, lines, left)
+        return len(texts), _numbered(chunk, texts, lines, left, passed)
 
     def sift(self, texts: list[str], parser: Parser, skip: set[int] = frozenset()
-             ) -> tuple[Counter, list[int]] | None:
-        """(filter reason -> lines decided, indexes of the lines left), or None if the
-        parser cannot read these lines as a table. `skip`: lines to leave anyway."""
+             ) -> tuple[Counter, list[int], dict[int, object]] | None:
+        """(filter reason -> lines decided, indexes of the lines left, the table's items of
+        those that every filter lets through, if the steps are all the filters), or None if
+        the parser cannot read these lines as a table. `skip`: lines to leave anyway."""
         table = parser.table(texts, self._eager)
         if table is None:
             return None
@@ -107,9 +113,14 @@ class Sieve:
         decided = Counter({self._reasons[code & _UNSURE]: n for code, n in counts.items()
                            if code not in left_codes})
         left = list(compress(table.rows, map(left_codes.__contains__, verdicts)))
+        passed = {}
+        if self.complete:
+            through = list(map(PASS.__eq__, verdicts))
+            passed = dict(zip(compress(table.rows, through), compress(table.items, through),
+                              strict=True))
         if len(table.rows) != len(texts):
             left = sorted(set(range(len(texts))).difference(table.rows).union(left))
-        return decided, left
+        return decided, left, passed
 
     def _unconvertible(self, table: Table, raw: dict[int, list[str]]) -> set[int]:
         """The lines with a field whose conversion fails (malformed: said per line). The
@@ -221,12 +232,15 @@ class Sieve:
 
 
 def _numbered(chunk: Chunk, texts: list[str], lines: list[Line] | None,
-              which: Sequence[int]) -> Iterator[tuple[Line, int]]:
-    """The lines at these indexes, each with where it begins. Of ASCII texts, as one Line
-    changed in place, as `Chunk.stream` gives them: for a reader that keeps only copies."""
+              which: Sequence[int], passed: dict[int, object]
+              ) -> Iterator[tuple[Line, int, object]]:
+    """The lines at these indexes, each with where it begins and its item in `passed` (or
+    None). Of ASCII texts, as one Line changed in place, as `Chunk.stream` gives them: for a
+    reader that keeps only copies."""
+    item = passed.get
     if lines is not None:
         for i in which:
-            yield lines[i], lines[i - 1].end if i else chunk.start
+            yield lines[i], lines[i - 1].end if i else chunk.start, item(i)
         return
     start, last = chunk.start, len(texts) - 1
     ends = list(accumulate(map(len, texts)))  # an ASCII line's end: its length + 1 on
@@ -234,4 +248,4 @@ def _numbered(chunk: Chunk, texts: list[str], lines: list[Line] | None,
     for i in which:
         line.lineno, line.text = chunk.lineno + i + 1, texts[i]
         line.end = chunk.end if i == last else start + ends[i] + i + 1
-        yield line, start + ends[i - 1] + i if i else start
+        yield line, start + ends[i - 1] + i if i else start, item(i)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -108,7 +109,8 @@ class Cursor:
                 self._submit(event, key)
         return known
 
-    def admit_chunk(self, keys: list[bytes], whens: list[float | None]) -> dict[int, str]:
+    def admit_chunk(self, keys: Sequence[bytes], whens: Sequence[float | None]
+                    ) -> dict[int, str]:
         """`admit` for consecutive events at once, without durable state (`checkpoint.run_keys`
         is set): nothing settles them, so the sink need not see one before the next is
         deduped. Returns the known ones: {index: DUPLICATE or ALREADY_SENT}."""

@@ -303,6 +303,11 @@ class FilterChain:
             steps.extend(more)
         return steps
 
+    @property
+    def stepped(self) -> bool:
+        """Whether `steps` are all the rules."""
+        return all(getattr(rule, "steps", None) is not None for rule in self.rules)
+
     def reason(self, record: LogRecord) -> str | None:
         for rule in self.rules:
             why = rule(record)

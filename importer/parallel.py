@@ -12,9 +12,10 @@ of the pipeline: whatever the filters, the builder and the counters do per line,
 the same way there. What a worker counted comes back as a difference of its `Counters` and
 is added in the main process in chunk order, so totals and `--explain` samples come out as a
 serial run's; malformed lines come back whole, to be counted and written to --rejects in order.
-Events come back as tuples (pickling the dataclasses costs ~10x more) with their line number
-and offsets, for the checkpoint. Before that, a worker's sieve (importer/bulk.py) counts the
-lines of a chunk that a filter rule surely drops, from columns; `_examine` sees the others.
+Events come back as columns of values (pickling the dataclasses costs ~10x more), with their
+line numbers and offsets, for the checkpoint. Before that, a worker's sieve (importer/bulk.py)
+counts the lines of a chunk that a filter rule surely drops, from columns; `_examine` sees the
+others.
 
 A chunk holds about a MiB of whole lines. The parser of each file is made in each worker from
 the same first lines the main process detected it on; header lines (`#Fields:`) seen in earlier
@@ -33,7 +34,8 @@ import traceback
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from operator import attrgetter
+from itertools import compress, repeat
+from operator import add, attrgetter
 from typing import TYPE_CHECKING, NamedTuple
 
 from parsers.base import ParseError, Parser, SkipLine
@@ -57,8 +59,10 @@ TAIL = 64  # bytes of a `_Span` that must be as read by the main process
 _EVENT_FIELDS = tuple(f.name for f in fields(Event)
                       if f.init and f.name not in ("origin", "wire"))
 _event_values = attrgetter(*_EVENT_FIELDS)
-# A candidate: (values, wire, line number, begin, end, key, when, text).
-_KEY, _WHEN, _TEXT = 5, 6, 7
+# A chunk's candidate events go as columns, a tuple each (fewer objects to pickle than a tuple
+# per event, and the main process makes the Events with map()): the Event's values, then these.
+_TIME = _EVENT_FIELDS.index("time")  # the event's time, which dedupe needs too
+_WIRE, _NUMBER, _BEGIN, _END, _KEY, _TEXT = range(len(_EVENT_FIELDS), len(_EVENT_FIELDS) + 6)
 
 
 def default_workers() -> int:
@@ -266,26 +270,43 @@ class Workers:
         for number, text, reason, explained in malformed:
             pipeline._malformed(source, Line(before + number, 0, text), reason,
                                 None if explained is None else lambda e=explained: e)
-        name = source.name
-        if cursor is None or cursor.checkpoint.run_keys is None:
-            settle = pipeline._settle  # one at a time: the sink may settle each at once
-            for values, wire, number, begin, end, key, when, text in candidates:
-                number += before
-                event = Event(*values, Origin(name, number, end), wire)
-                settle(cursor, event, key, when, text or "", (begin, number - 1))
-        elif candidates:  # nothing settles them: deduped as a whole, then to the sink
-            known = cursor.admit_chunk([c[_KEY] for c in candidates],
-                                       [c[_WHEN] for c in candidates])
-            if known:
-                for i, outcome in known.items():
-                    pipeline._known(outcome, candidates[i][_TEXT] or "")
-                candidates = [c for i, c in enumerate(candidates) if i not in known]
-            counters.events += len(candidates)
-            submit = pipeline.sink.submit
-            for values, wire, number, _, end, *_ in candidates:
-                submit(Event(*values, Origin(name, before + number, end), wire))
+        if candidates:
+            self._settle(source.name, candidates, before, cursor)
         if cursor is not None and lines:
             cursor.advance(chunk.end, self._lineno)
+
+    def _settle(self, name: str, columns: list[tuple], before: int, cursor: Cursor | None
+                ) -> None:
+        """A chunk's candidate events (columns) through dedupe and on to the sink."""
+        pipeline = self.pipeline
+        numbers = list(map(add, columns[_NUMBER], repeat(before)))
+        if cursor is None or cursor.checkpoint.run_keys is None:
+            settle = pipeline._settle  # one at a time: the sink may settle each at once
+            events = _events(name, columns, numbers)
+            for event, key, text, begin, number in zip(
+                    events, columns[_KEY], columns[_TEXT], columns[_BEGIN], numbers,
+                    strict=True):
+                settle(cursor, event, key, event.time, text or "", (begin, number - 1))
+            return
+        # Nothing settles them: deduped as a whole, then to the sink.
+        known = cursor.admit_chunk(columns[_KEY], columns[_TIME])
+        if known:
+            texts = columns[_TEXT]
+            for i, outcome in known.items():
+                pipeline._known(outcome, texts[i] or "")
+            new = [i not in known for i in range(len(numbers))]
+            columns = [tuple(compress(column, new)) for column in columns]
+            numbers = list(compress(numbers, new))
+        pipeline.counters.events += len(numbers)
+        submit = pipeline.sink.submit
+        for event in _events(name, columns, numbers):
+            submit(event)
+
+
+def _events(name: str, columns: list[tuple], numbers: list[int]) -> Iterator[Event]:
+    """The events of candidate columns, their line numbers in the file being `numbers`."""
+    origins = map(Origin, repeat(name), numbers, columns[_END])
+    return map(Event, *columns[:_WIRE], origins, columns[_WIRE])
 
 
 def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
@@ -295,6 +316,7 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     malformed = pipeline._malformed = _Malformed()
+    pipeline.origins = False
     kinds = _Learning(_classifier(), news, results, me)
     current, parser, file = 0, None, _PlainFile()
     sieve = Sieve.of(pipeline.filters, pipeline.counters.explain)
@@ -398,7 +420,8 @@ class _Learning:
 def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk,
                    malformed: _Malformed, sieve: Sieve | None) -> tuple:
     """A chunk's lines: those the sieve decides counted at once, the others examined one by
-    one (with where each begins); (candidates, counter delta, malformed lines, lines)."""
+    one (with where each begins); (candidates as columns, counter delta, malformed lines,
+    lines)."""
     counters = pipeline.counters
     before = _snapshot(counters)
     source = Source(info.name, None)
@@ -411,28 +434,30 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
     else:
         lines, left = None, _streamed(chunk)
     line = None
-    for line, begin in left:  # _examine copies what it keeps of a line
-        found = examine(source, line, parser, keyed)
+    for line, begin, row in left:  # _examine copies what it keeps of a line
+        found = examine(source, line, parser, keyed, row)
         if found is not None:
-            event, key, when = found
+            event, key, _ = found
             event.user_agent = intern(event.user_agent, event.user_agent)
             event.ip = intern(event.ip, event.ip)
             wire = event.wire
             if wire is not None:  # its header lines repeat as much as user agents and IPs do
                 wire = (wire[0], [intern(h, h) for h in wire[1]])
-            candidates.append((_event_values(event), wire, line.lineno, begin, line.end, key,
-                               when, line.text if texts else None))
+            candidates.append((*_event_values(event), wire, line.lineno, begin, line.end, key,
+                               line.text if texts else None))
     if lines is None:
         lines = 0 if line is None else line.lineno - chunk.lineno
     counters.lines_read += lines
-    return candidates, _delta(before, counters), malformed.take(), lines
+    columns = list(zip(*candidates, strict=True))
+    return columns, _delta(before, counters), malformed.take(), lines
 
 
-def _streamed(chunk: Chunk) -> Iterator[tuple[Line, int]]:
-    """All the chunk's lines, each with where it begins (one Line changed in place)."""
+def _streamed(chunk: Chunk) -> Iterator[tuple[Line, int, None]]:
+    """All the chunk's lines, each with where it begins, none judged (one Line changed in
+    place)."""
     begin = chunk.start
     for line in chunk.stream():
-        yield line, begin
+        yield line, begin, None
         begin = line.end
 
 

@@ -62,6 +62,9 @@ class Pipeline:
     # Per-event work for the sink that may be done ahead, in the parse workers when there are
     # some (delivery.encode_request: the request's body and headers).
     prepare: Callable[[Event], None] | None = None
+    # Whether events remember their line (Event.origin): not in the parse workers, whose
+    # events the main process makes again, with their line numbers in the file.
+    origins: bool = True
 
     def run(self) -> Counters:
         started = time.monotonic()
@@ -173,11 +176,13 @@ class Pipeline:
         if bar is not None:
             bar.update(source.position - last_position)
 
-    def _examine(self, source: Source, line: Line, parser: Parser, keyed: bool
-                 ) -> tuple[Event, bytes, float | None] | None:
+    def _examine(self, source: Source, line: Line, parser: Parser, keyed: bool,
+                 row: object = None) -> tuple[Event, bytes, float | None] | None:
         """Parse, filter, build: the per-line work that needs no run-wide state, which worker
         processes do for big files (parallel.py). Counts a line that ends here; returns
-        (event, dedupe key, time) for one that may become an event."""
+        (event, dedupe key, time) for one that may become an event. `row`: the line's
+        item in a table (parsers/columns.py) whose fields every filter let through
+        (importer/bulk.py): its record is made from it, and not filtered again."""
         counters = self.counters
         text = line.text
         if line.invalid_utf8:
@@ -186,7 +191,7 @@ class Pipeline:
             counters.filter("blank_line")
             return None
         try:
-            record = parser.parse(text)
+            record = parser.parse(text) if row is None else parser.record(row)
         except SkipLine as skip:
             counters.filter(skip.reason, text)
             return None
@@ -194,12 +199,13 @@ class Pipeline:
             self._malformed(source, line, exc.reason,
                             explain=lambda e=exc: _explain(parser, text, e))
             return None
-        reason = self.filters.reason(record)
+        reason = None if row is not None else self.filters.reason(record)
         if reason is not None:
             counters.filter(reason, text)
             return None
         try:
-            event = self.builder.build(record, Origin(source.name, line.lineno, line.end))
+            event = self.builder.build(
+                record, Origin(source.name, line.lineno, line.end) if self.origins else None)
         except MalformedRecord as exc:
             self._malformed(source, line, str(exc))
             return None

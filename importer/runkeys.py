@@ -18,7 +18,7 @@ import os
 import tempfile
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 KEY_BYTES = 16  # state.event_key's digest size
@@ -63,7 +63,7 @@ class RunKeys:
         if len(self.recent) >= self.limit:
             self.spill()
 
-    def add_new(self, keys: list[bytes], whens: list[float | None], known: str,
+    def add_new(self, keys: Sequence[bytes], whens: Sequence[float | None], known: str,
                 recorded: Callable[[bytes, float | None], str | None], floor: float
                 ) -> dict[int, str]:
         """`knows`, then `add`, for the keys of consecutive events at once: {index: why} for

@@ -105,8 +105,9 @@ class EventBuilder:
             value = self.prop_value(get(record))
             if value is not None:
                 props[key] = value
-        return Event(name=name, url=url, domain=domain, ip=ip, user_agent=record.user_agent or "",
-                     time=record.time, referrer=referrer, props=props, origin=origin)
+        # Positional: a third cheaper than by keyword, on every event.
+        return Event(name, url, domain, ip, record.user_agent or "", record.time, referrer, props,
+                     origin)
 
     def _page(self, uri: str, logged_host: str | None, scheme: str | None
               ) -> tuple[str, str, str]:

@@ -86,3 +86,8 @@ class Parser:
         the parser has no such form (each line is then parsed on its own). `fields`: those
         that will be read on every row (reading others may cost more)."""
         return None
+
+    def record(self, item: object) -> LogRecord:
+        """What `parse` gives for the line of a table row whose item (raw values) this is,
+        without reading the line again. Raises ParseError as `parse` would."""
+        raise NotImplementedError

@@ -326,6 +326,12 @@ class FormatParser(Parser):
         except ValueError as exc:
             raise ParseError(str(exc)) from None
 
+    def record(self, item: re.Match) -> LogRecord:
+        try:  # a table's lines hold no backslash: no escapes
+            return self._build(item.groups())
+        except ValueError as exc:
+            raise ParseError(str(exc)) from None
+
     def failure_position(self, line: str) -> tuple[int, str]:
         """Where a non-matching line stops fitting: (offset, what was expected there).
 

@@ -20,6 +20,10 @@ _HMS = r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
 CLF_SURE = re.compile(r"\[?(?:0[1-9]|[12]\d|3[01])/(?:" + "|".join(MONTHS) + r")/(?:19|20)\d\d:"
                       + _HMS + r"(?: [+-]\d{4})?\]?", re.ASCII)
 W3C_TIME_SURE = re.compile(_HMS, re.ASCII)
+# A W3C time of day written in full (`13:05:09`) is its minute plus its seconds: most are
+# distinct over a log's days (86,400 a day), so they are added up, not cached.
+_MINUTES = {f"{h:02}:{m:02}": h * 3600 + m * 60 for h in range(24) for m in range(60)}
+_SECONDS = {f"{s:02}": s for s in range(61)}  # 60: a leap second
 
 
 
@@ -127,7 +131,10 @@ class TimeParser:
         """W3C extended `date` and `time` columns: UTC by the format's definition (IIS,
         CloudFront); IIS 5 wrote dates unpadded (`2007-4-11`). It fails where one of its
         parts, `w3c_day` and `w3c_seconds`, fails."""
-        return self.w3c_day(date) + self.w3c_seconds(time_of_day)
+        day = self._days.get(date)
+        if day is None:
+            day = self.w3c_day(date)
+        return day + self.w3c_seconds(time_of_day)
 
     def w3c_day(self, date: str) -> float:
         day = self._days.get(date)
@@ -136,6 +143,11 @@ class TimeParser:
         return day
 
     def w3c_seconds(self, time_of_day: str) -> float:
+        minute = _MINUTES.get(time_of_day[:5])
+        if minute is not None and time_of_day[5:6] == ":":
+            seconds = _SECONDS.get(time_of_day[6:])
+            if seconds is not None:
+                return minute + seconds
         seconds = self._times_of_day.get(time_of_day)
         if seconds is None:
             seconds = remember(self._times_of_day, time_of_day, _seconds_of_day(time_of_day))

@@ -214,14 +214,19 @@ class ColumnParser(Parser):
             raise SkipLine("w3c_header")
         if not self.header_ok:
             raise ParseError(f"the #Fields header is not {self.name}'s", 0)
-        columns = self.columns
         values = line.split(self.separator)
-        if len(values) != len(columns.names):
+        if len(values) != len(self.columns.names):
             values = self._refit(line, values)
+        return self.record(values)
+
+    def record(self, item: list[str]) -> LogRecord:
+        columns = self.columns
+        if len(item) != len(columns.names):  # a table's row, split as far as it read
+            item = item[:-1] + item[-1].split(self.separator)
         try:
-            record = columns.build(values)
+            record = columns.build(item)
             if self.clock is not None:
-                record.time = self.clock(values)
+                record.time = self.clock(item)
         except ValueError as exc:
             raise ParseError(str(exc), 0) from None
         return record

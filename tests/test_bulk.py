@@ -117,12 +117,14 @@ def per_line(parser, chain: FilterChain, text: str) -> str:
 
 def sifted(fmt: str, chain: FilterChain, data: bytes, sieve: Sieve | None = None,
            parser=None):
-    """(lines, lines left, what was decided) of one chunk of `data`."""
+    """(lines, lines left, what was decided) of one chunk of `data`; a line left is
+    (number, end, text, begin, its row's item if every filter let it through, else None)."""
     parser = parser or get_parser(fmt, TimeParser())
     filtered: Counter = Counter()
     chunk = Chunk(data, 0, 0, len(data))
-    count, left = (sieve or Sieve(chain.steps())).lines(chunk, parser, filtered)
-    return count, [(line.lineno, line.end, line.text, begin) for line, begin in left], filtered
+    count, left = (sieve or Sieve.of(chain, 0)).lines(chunk, parser, filtered)
+    return count, [(line.lineno, line.end, line.text, begin, passed)
+                   for line, begin, passed in left], filtered
 
 
 CASES = [("combined", combined_lines), ("nginx:" + NGINX, nginx_lines),
@@ -137,13 +139,14 @@ def test_decides_as_the_per_line_path(fmt, make, chain_name):
     parser = get_parser(fmt, TimeParser())
     expected = [per_line(parser, chain, text) for text in texts]
     # Each line alone: decided only as the per-line path would.
-    sieve = Sieve(chain.steps())
+    sieve = Sieve.of(chain, 0)
     for text, outcome in zip(texts, expected, strict=True):
         count, left, filtered = sifted(fmt, chain, text.encode() + b"\n", sieve, parser)
         assert count == 1
         if not left:
             assert filtered == {outcome: 1}, text
         assert outcome not in ("event", "malformed", "blank_line") or left, text
+        assert not left or left[0][4] is None or outcome == "event", text
     # All together, in one chunk: the lines left are the others, numbered and placed.
     data = "".join(text + "\n" for text in texts).encode()
     count, left, filtered = sifted(fmt, chain, data)
@@ -153,11 +156,19 @@ def test_decides_as_the_per_line_path(fmt, make, chain_name):
     assert Counter(o for n, o in enumerate(expected, 1) if n not in kept) == filtered
     assert all(o not in ("event", "malformed", "blank_line")
                for n, o in enumerate(expected, 1) if n not in kept)
-    assert [(n, end, text) for n, end, text, _ in left] == [
+    assert [(n, end, text) for n, end, text, _, _ in left] == [
         (line.lineno, line.end, line.text) for line in lines if line.lineno in kept]
-    assert [begin for *_, begin in left] == [
+    assert [begin for *_, begin, _ in left] == [
         lines[n - 2].end if n > 1 else 0 for n, *_ in left]
     assert sum(filtered.values()) > len(texts) // 3  # the fast path does decide lines
+    # Lines said to pass every filter are events' (unfiltered, parsed), when the sieve
+    # judged every rule; a rule without steps (the host rule) leaves them all unjudged.
+    # Their rows make the records that parsing their lines makes.
+    passed = {n: item for n, *_, item in left if item is not None}
+    assert all(expected[n - 1] == "event" for n in passed)
+    assert bool(passed) == chain.stepped
+    for n, item in passed.items():
+        assert parser.record(item) == parser.parse(texts[n - 1])
 
 
 def test_undecodable_crlf_nul_lines_are_left_to_the_per_line_path():
@@ -204,3 +215,18 @@ def test_stamps_of_the_sure_forms_convert():
         assert W3C_TIME_SURE.fullmatch(clock)
         times.w3c_seconds(clock)
     assert not any(map(W3C_TIME_SURE.fullmatch, ["24:00:00", "1:00:00", "00:60:00", "0:0:0"]))
+
+
+def test_haproxy_lines_are_left_to_the_per_line_path():
+    """HAProxy's parse reads more than its format's columns (escapes, the captured headers
+    that hold the user agent): no line is decided from columns, even one that looks like
+    an asset's or a browser's there."""
+    chain = chains()["default"]
+    lines = [f'10.0.0.1:5757 [01/Mar/2026:01:00:00.123] fe be/srv 0/0/0/1/2 200 1234 - - ---- '
+             f'1/1/0/0/0 0/0 {{example.com|{ua}|https://x.org/}} "GET {uri} HTTP/1.1"'
+             for uri, ua in [("/a.css#20x", BROWSER), ("/page", "Googlebot/2.1"), ("/a.css", "x")]]
+    parser = get_parser("haproxy", TimeParser())
+    assert [per_line(parser, chain, text) for text in lines] == ["event", "bot", "asset"]
+    count, left, filtered = sifted("haproxy", chain, "\n".join(lines).encode(), parser=parser)
+    assert count == 3 and not filtered
+    assert [(n, item) for n, *_, item in left] == [(1, None), (2, None), (3, None)]

@@ -2,6 +2,7 @@
 configs, and timestamps. Sample lines and what they parse into: tests/format_samples.py."""
 from __future__ import annotations
 
+import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from importer.cli import main
 from parsers.base import ParseError
 from parsers.registry import UnknownFormat, detect, get_parser, load_all, pasted_format
-from parsers.timefmt import TimeParser
+from parsers.timefmt import TimeParser, _seconds_of_day
 from tests.format_samples import ALL, FIREFOX, GOOGLE, SERVERS, check_sample, parse_all, utc
 
 COMBINED_LINE = SERVERS[0].lines[0]
@@ -233,6 +234,25 @@ def test_epoch_formats():
         pytest.approx(1795600000.50025)
     assert get_parser("nginx:$remote_addr $msec").parse("1.2.3.4 1795600000.5").time == \
         1795600000.5
+
+
+def test_w3c_times_of_day_in_full_are_added_up_as_any_other_is_parsed():
+    """A W3C time written in full (13:05:09) is its minute plus its seconds, uncached; any
+    other form is parsed (and cached): the same seconds, or the same failure."""
+    parts = ["00", "09", "23", "24", "59", "60", "61", "5", " 5", "+5", "-1", "٣٣", "0a", ""]
+    times = TimeParser()
+    for hh, mm, ss in itertools.product(parts, repeat=3):
+        for clock in (f"{hh}:{mm}:{ss}", f"{hh}:{mm}:{ss}.5", f"{hh}:{mm}", f"{hh}{mm}:{ss}"):
+            try:
+                expected = _seconds_of_day(clock)
+            except ValueError:
+                expected = ValueError
+            try:
+                got = times.w3c_seconds(clock)
+            except ValueError:
+                got = ValueError
+            assert got == expected, clock
+    assert times.w3c("2026-03-01", "23:59:60") == utc("2026-03-02 00:00:00")
 
 
 def test_bad_timestamp_is_a_parse_error():

@@ -270,3 +270,39 @@ def test_canonical_ipv4_shortcut_agrees_with_ipaddress():
         except BadAddress:
             got = None
         assert got == expected, text
+
+
+def test_canonical_ipv6_shortcut_agrees_with_ipaddress():
+    """clean_address answers IPv6 already in canonical form without ipaddress: same answer
+    as ipaddress for any form (compressed or not, upper case, leading zeros, dotted, zoned),
+    same refusals."""
+    rng = random.Random(11)
+    groups = ["0", "0", "0", "00", "0000", "1", "a", "A", "ff", "0ab", "ffff", "db8", "2001",
+              "10000", "g"]
+    for _ in range(20000):
+        hextets = [rng.choice(groups) for _ in range(rng.choice((6, 7, 8, 8, 8, 9)))]
+        if rng.random() < 0.5:  # compress a run
+            at = rng.randrange(len(hextets))
+            hextets[at:at + rng.randrange(4)] = [""]
+            if hextets[0] == "":
+                hextets.insert(0, "")
+            if hextets[-1] == "":
+                hextets.append("")
+        text = ":".join(hextets)
+        if rng.random() < 0.5:  # written canonically (zero runs of all lengths, anywhere)
+            values = [rng.choice((0, 0, 0, 1, 0xA, 0xDB8, 0xFFFF)) for _ in range(8)]
+            text = str(ipaddress.IPv6Address(b"".join(v.to_bytes(2) for v in values)))
+        if rng.random() < 0.1:
+            text = text.rsplit(":", 2)[0] + ":" + rng.choice(["1.2.3.4", "10.0.0.256"])
+        if rng.random() < 0.05:
+            text += "%eth0"
+        try:
+            address = ipaddress.ip_address(text)
+            expected = str(address.ipv4_mapped or address)
+        except ValueError:
+            expected = None
+        try:
+            got = clean_address(text)
+        except BadAddress:
+            got = None
+        assert got == expected, text
