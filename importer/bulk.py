@@ -102,6 +102,8 @@ class Sieve:
                 code = self._code(k, step.judge, _none, ())
                 if code != PASS:
                     columns.append([code] * len(table.rows))
+            elif step.only_none and table.checked(step.field):
+                continue  # every line left has a value: the step lets all through
             else:
                 groups.setdefault(derived.sources, []).append((k, step, derived))
         columns += [self._codes(group, table, None, raw) for group in groups.values()]
@@ -160,6 +162,8 @@ class Sieve:
                 return
             step = plan[k]
             derived = table.derive(step.field)
+            if derived is not None and step.only_none and table.checked(step.field):
+                continue  # see sift
             if derived is None:
                 codes = [self._code(k, step.judge, _none, ())] * len(alive)
             else:

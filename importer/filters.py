@@ -46,11 +46,15 @@ class Step(NamedTuple):
     objection winning) say what its __call__ says, field by field, may be applied to many
     lines at once, one judgement per distinct value. `eager`: judging a value no line would
     be judged on costs little and changes nothing (else only the values of lines that the
-    rules before let through are judged)."""
+    rules before let through are judged). `only_none`: the judge objects to a missing value
+    only; a value a line's conversion gives is never missing, so where the format logs the
+    field and its conversion is checked, the values need not be made (export's time rule:
+    ~1.5 us for each of a log's distinct timestamps, most of them in a quiet log)."""
 
     field: str
     judge: Callable[[object], object]
     eager: bool = True
+    only_none: bool = False
 
 
 Classify = Callable[[str], str]  # user agent -> kind: "bot", "headless", "library", "monitor", ""
@@ -180,7 +184,7 @@ def time_rule(since: float | None, until: float | None) -> Rule:
     def rule(record: LogRecord) -> str | None:
         return judge(record.time)
 
-    rule.steps = (Step("time", judge),)
+    rule.steps = (Step("time", judge, only_none=since is None and until is None),)
     return rule
 
 

@@ -31,7 +31,8 @@ class Table:
     """`rows`: the indexes (in the texts given) of the lines the parser is sure of; `items`:
     their raw values, one item per row, `item[source]` being a source's text; `derive`: a
     field's `Derived` (None: the format does not log it, the field is None); `checks`: the
-    fields whose conversion may fail (a line that fails them is malformed). `cut`: items
+    fields whose conversion may fail (a line that fails them is malformed), or their parts
+    (`time:date`: a field fails where one of its parts does). `cut`: items
     hold only sources 0 to cut - 1 apart, then the rest of the line, whose sources are
     split apart (on `separator`) when read."""
 
@@ -50,6 +51,11 @@ class Table:
             return [item[cut].split(separator, source - cut + 1)[source - cut]
                     for item in items]
         return list(map(itemgetter(source), items))
+
+    def checked(self, field: str) -> bool:
+        """Whether `checks` covers `field`: its conversion, or each of its parts'."""
+        return field in self.checks or any(check.startswith(field + ":")
+                                           for check in self.checks)
 
     def without(self, lines: set[int]) -> Table:
         """The table without these lines (of the texts given)."""

@@ -99,6 +99,8 @@ def chains() -> dict[str, FilterChain]:
             path_rule(["/admin/*"], []), UserAgentRule(None, ["evil"])]),
         "host rule": FilterChain([PageRule(), host_rule(SiteRouter(None, [("a.org", "a.org")]),
                                                         Counter()), UserAgentRule(classify)]),
+        # export's: a line without a time has no date (its time step objects to None only)
+        "export": FilterChain([time_rule(None, None), PageRule(), UserAgentRule(classify)]),
     }
 
 
@@ -127,12 +129,22 @@ def sifted(fmt: str, chain: FilterChain, data: bytes, sieve: Sieve | None = None
                    for line, begin, passed in left], filtered
 
 
+NO_TIME = '$remote_addr "$request" $status "$http_user_agent"'
+
+
+def no_time_lines() -> list[str]:
+    """A format that logs no time: every line is `no_time` to export's time rule."""
+    return [f'10.0.0.1 "{request.format(t=target)}" {status} "{ua}"' for request, target,
+            status, ua in itertools.product(REQUESTS[:3], TARGETS[:4], STATUSES[:3], AGENTS[:3])]
+
+
 CASES = [("combined", combined_lines), ("nginx:" + NGINX, nginx_lines),
-         ("cloudfront", cloudfront_lines)]
+         ("cloudfront", cloudfront_lines), ("nginx:" + NO_TIME, no_time_lines)]
 
 
 @pytest.mark.parametrize("chain_name", list(chains()))
-@pytest.mark.parametrize(("fmt", "make"), CASES, ids=["combined", "nginx", "cloudfront"])
+@pytest.mark.parametrize(("fmt", "make"), CASES,
+                         ids=["combined", "nginx", "cloudfront", "no time"])
 def test_decides_as_the_per_line_path(fmt, make, chain_name):
     texts = make()
     chain = chains()[chain_name]
@@ -166,7 +178,7 @@ def test_decides_as_the_per_line_path(fmt, make, chain_name):
     # Their rows make the records that parsing their lines makes.
     passed = {n: item for n, *_, item in left if item is not None}
     assert all(expected[n - 1] == "event" for n in passed)
-    assert bool(passed) == chain.stepped
+    assert bool(passed) == (chain.stepped and "event" in expected)
     for n, item in passed.items():
         assert parser.record(item) == parser.parse(texts[n - 1])
 
