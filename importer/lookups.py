@@ -122,7 +122,8 @@ class AgentLookup:
         if sent is not None:
             future, chunk = sent
             self._store(chunk, future.result())
-        return self._known[ua]
+        # Stored in `cache` too: `_known` may have been emptied by a later one of its chunk.
+        return self.found(ua)
 
     def close(self) -> None:
         self.cache.full_kinds = False

@@ -164,6 +164,21 @@ def test_an_open_agent_lookup_has_kinds_classified_fully(counted: list[str]) -> 
     assert counted == ["curl/8.5.0", IPHONE_SAFARI]  # closed: the kind alone again
 
 
+def test_agent_lookup_answers_a_user_agent_whose_chunk_filled_its_recent_answers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`get` answers a user agent whose chunk, as it was stored, filled and emptied the
+    bounded dict of recent answers: from the classifier, which keeps every answer."""
+    from importer.lookups import AgentLookup
+
+    monkeypatch.setattr("parsers.base.CACHE_LIMIT", 2)
+    agents = AgentLookup(workers=0, cache=UserAgentClassifier())
+    for ua in (IPHONE_SAFARI, ANDROID_CHROME, WINDOWS_CHROME):
+        agents.want(ua)
+    assert agents.get(IPHONE_SAFARI) == detect(IPHONE_SAFARI)
+    assert agents.get(WINDOWS_CHROME) == detect(WINDOWS_CHROME)
+    agents.close()
+
+
 def test_classify_many_in_workers_equals_sequential(counted: list[str]) -> None:
     uas = [case[0] for case in CASES]
     with UserAgentClassifier(detect_fn=counting_detect, workers=2, min_parallel=5) as clf:
