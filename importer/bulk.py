@@ -37,6 +37,12 @@ def _none() -> None:
     return None
 
 
+def _moot(step: Step, table: Table) -> bool:
+    """Whether a step on a field the table has lets every line through unjudged: it objects
+    to a missing value only, and each line left has one (its conversion was checked)."""
+    return step.only_none and table.checked(step.field)
+
+
 class Sieve:
     """Decides the filtered lines of chunks, keeping what it judged from chunk to chunk."""
 
@@ -102,9 +108,7 @@ class Sieve:
                 code = self._code(k, step.judge, _none, ())
                 if code != PASS:
                     columns.append([code] * len(table.rows))
-            elif step.only_none and table.checked(step.field):
-                continue  # every line left has a value: the step lets all through
-            else:
+            elif not _moot(step, table):
                 groups.setdefault(derived.sources, []).append((k, step, derived))
         columns += [self._codes(group, table, None, raw) for group in groups.values()]
         verdicts = list(map(min, *columns)) if len(columns) > 1 else (
@@ -162,10 +166,10 @@ class Sieve:
                 return
             step = plan[k]
             derived = table.derive(step.field)
-            if derived is not None and step.only_none and table.checked(step.field):
-                continue  # see sift
             if derived is None:
                 codes = [self._code(k, step.judge, _none, ())] * len(alive)
+            elif _moot(step, table):
+                continue
             else:
                 codes = self._codes([(k, step, derived)], table, alive, {})
             through = []

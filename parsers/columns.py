@@ -53,7 +53,8 @@ class Table:
         return list(map(itemgetter(source), items))
 
     def checked(self, field: str) -> bool:
-        """Whether `checks` covers `field`: its conversion, or each of its parts'."""
+        """Whether `checks` covers `field`: its conversion, or its parts' (a parser that
+        checks a field by parts names them all)."""
         return field in self.checks or any(check.startswith(field + ":")
                                            for check in self.checks)
 
