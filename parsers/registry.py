@@ -8,6 +8,7 @@ import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from .base import ParseError, Parser, SkipLine
 from .formatstring import FormatParser
@@ -118,8 +119,16 @@ class _Trial:
     ok: int = 0
     filled: int = 0
     failed_line: int | None = None  # index into the sample of its first failing line
-    position: int = 0
-    reason: str = ""
+    failed_text: str = ""  # that line
+    error: Exception | None = None  # why it failed
+
+    @cached_property
+    def explained(self) -> tuple[int, str]:
+        """(offset, reason) where the first failing line stops fitting; worked out only
+        when no preset fits (it re-matches the format piece by piece)."""
+        if self.failed_line is None:
+            return 0, ""
+        return explain_failure(self.parser, self.failed_text, self.error)
 
 
 def detect(lines: list[str], times: TimeParser | None = None) -> Parser:
@@ -146,8 +155,7 @@ def _try(preset: Preset, times: TimeParser, sample: list[tuple[int, str]]) -> _T
             continue
         except (ParseError, ValueError) as exc:
             if trial.failed_line is None:
-                trial.failed_line = index
-                trial.position, trial.reason = explain_failure(trial.parser, line, exc)
+                trial.failed_line, trial.failed_text, trial.error = index, line, exc
             continue
         trial.ok += 1
         trial.filled += sum(v is not None for v in (
@@ -171,20 +179,21 @@ def _closest_message(sample: list[tuple[int, str]], trials: list[_Trial]) -> str
         return "the file has no lines to detect a format from"
     # Among presets that parse equally little, the one that got furthest into its first
     # failing line is the closest.
-    closest = sorted(trials, key=lambda t: (t.ok, t.filled, t.position if t.failed_line == 0
+    closest = sorted(trials, key=lambda t: (t.ok, t.filled, t.explained[0] if t.failed_line == 0
                                             else -1), reverse=True)[:CLOSEST_SHOWN]
     out = ["no known format fits; the closest:"]
     for t in closest:
         where = ""
         if t.failed_line is not None:
             lineno = sample[t.failed_line][0]
-            where = f"; line {lineno} fails at column {t.position + 1}: {t.reason}"
+            position, reason = t.explained
+            where = f"; line {lineno} fails at column {position + 1}: {reason}"
         out.append(f"  {t.name}: parsed {t.ok} of {len(sample)} lines{where}")
     best = closest[0]
     if best.failed_line is not None:
         lineno, line = sample[best.failed_line]
         out.append(f"first line that fails (line {lineno}), where {best.name} stops fitting:")
-        out.extend(caret_lines(line, best.position))
+        out.extend(caret_lines(line, best.explained[0]))
     out.append("use --format with a preset name (`plausible-import formats`) or your server's "
                "own format string: --format 'nginx:<log_format>', 'apache:<LogFormat>' or "
                "'haproxy:<log-format>'")
