@@ -264,17 +264,20 @@ class UserAgentClassifier:
     ) -> None:
         """Take back what `export_cache` gave (same `key`, same CACHE_VERSION)."""
         pairs = items.items() if isinstance(items, Mapping) else items
-        numbers = {}  # row -> its answer's number
-        for key, row in pairs:
-            number = numbers.get(row)
-            if number is None:
+        numbers = {}  # row -> its answer's number, doubled (not used in this run yet)
+
+        def number(row: tuple) -> int:
+            found = numbers.get(row)
+            if found is None:
                 valid = len(row) in (1, N_FIELDS) and all(isinstance(v, str) for v in row)
                 if not valid or row[0] not in KINDS:
                     raise ValueError(f"not a cached UserAgentInfo: {row!r}")
-                number = numbers[row] = self._number(
+                found = numbers[row] = 2 * self._number(
                     row[0] if len(row) == 1 else UserAgentInfo(*row))
-            if not self._known.get(key):  # what this run found out stays
-                self._known[key] = 2 * number
+            return found
+
+        # What this run found out stays.
+        self._known.add_missing((key, number(row)) for key, row in pairs)
 
     def use_store(self, key: Callable[[str], bytes],
                   rows: Iterable[tuple[bytes, tuple]]) -> None:

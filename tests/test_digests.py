@@ -38,13 +38,30 @@ def test_digests_sharing_their_first_bytes_both_stay() -> None:
     assert (table.get(a), table.get(b)) == (5, 6)
 
 
+def test_add_missing_keeps_what_is_held_and_the_first_of_a_repeated_key() -> None:
+    table = DigestMap(capacity=4)
+    table[digest(0)] = 9
+    loaded = [(digest(n), n % 5 + 1) for n in range(3000)] + [(digest(7), 99)]
+    table.add_missing(loaded)
+    assert len(table) == 3000
+    assert table.get(digest(0)) == 9  # held before: stays
+    assert table.get(digest(7)) == 3  # the first of the two
+    assert all(table.get(digest(n)) == n % 5 + 1 for n in range(1, 3000))
+    table.add_missing([(digest(-1), 4)])  # fits without growing
+    assert (table.get(digest(-1)), len(table)) == (4, 3001)
+
+
 @pytest.mark.parametrize("key", [b"short", bytes(17), b""])
 def test_only_16_byte_digests(key: bytes) -> None:
     with pytest.raises(ValueError):
         DigestMap()[key] = 1
+    with pytest.raises(ValueError):
+        DigestMap().add_missing([(key, 1)])
 
 
 @pytest.mark.parametrize("value", [0, -1, 1 << 32])
 def test_numbers_from_1_to_2_32_minus_1(value: int) -> None:
     with pytest.raises(ValueError):
         DigestMap()[digest(1)] = value
+    with pytest.raises(ValueError):
+        DigestMap().add_missing([(digest(1), value)])
