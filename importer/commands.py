@@ -11,6 +11,7 @@ import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from parsers.registry import get_parser, load_all
@@ -24,7 +25,6 @@ from .delivery import (
     default_rate,
     encode_request,
 )
-from .export import ExportSink
 from .filteropts import builder_from_args, filters_from_args
 from .filters import time_rule
 from .pipeline import Pipeline, private_file
@@ -32,6 +32,9 @@ from .ratelimit import UNLIMITED
 from .retry import RetryPolicy
 from .state import Checkpoint, default_state_path, state_dir
 from .summary import Counters
+
+if TYPE_CHECKING:
+    from .export import ExportSink
 
 EXIT_OK, EXIT_UNDELIVERED, EXIT_USAGE = 0, 1, 2
 EXIT_LOCKED = 75  # sysexits' EX_TEMPFAIL: another run holds the state; try again later
@@ -190,6 +193,8 @@ def run_export(args: argparse.Namespace) -> int:
         # One folder per site when there can be several (--domain-map, or --domain a,b); as
         # many processes classify user agents as parse logs (--workers 1: all in this one).
         several = builder.sites.routing or "," in (builder.sites.default or "")
+        from .export import ExportSink  # its tables and referrer lists: export only (~20 ms)
+
         sink = ExportSink(args.out, counters, zone=site_zone, geoip_path=args.geoip,
                           per_site_dirs=several, make_zip=args.zip,
                           workers=args.workers if args.workers > 1 else 0)
