@@ -247,8 +247,10 @@ COMMON = (
 )
 
 
-def warm_up() -> None:
-    """Load and compile what classifying common user agents takes (see useragents.preload)."""
+def warm_up(full: bool = True) -> None:
+    """Load and compile what classifying common user agents takes (see useragents.preload):
+    their kinds, and with `full` all of `detect` (the OS and device databases too)."""
     for ua in COMMON:
-        detect(ua)
+        if full:
+            detect(ua)
         detect_kind(ua)

@@ -295,18 +295,23 @@ def _compiled(entry: dict, lazy) -> None:
 
 class _Lists:
     """Every list's index and every parser's Aho-Corasick words (`Parser.check_all_regexes`:
-    none in the text, no regex of its list can match), sharing one Scan: one pass over a user
-    agent serves the ~20 lists and checks its parse goes through, and the normalizer."""
+    none in the text, no regex of its list can match) of one group (see `group`), sharing one
+    Scan: one pass over a user agent serves the group's lists and checks its parse goes
+    through."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
         self.scan = scan = Scan()
-        self.indexes = {files: Index(regex_list(files), scan) for files in _fixture_lists()}
-        self.indexes[NORMALIZE_LIST] = Index(normalized_regex_list(NORMALIZE_FIXTURE), scan)
+        self.indexes = {files: Index(regex_list(files), scan)
+                        for files in _fixture_lists() if group(files) == name}
+        if name == CLIENTS:
+            self.indexes[NORMALIZE_LIST] = Index(normalized_regex_list(NORMALIZE_FIXTURE), scan)
         # parser class -> the numbers of its words (None: it has none, it searches its list)
         self.words: dict[type, frozenset[int] | None] = {}
         for parser in _parsers():
-            words = _corasick_words(parser.__name__, tuple(parser.fixture_files))
-            self.words[parser] = frozenset(map(scan.number, words)) if words else None
+            files = tuple(parser.fixture_files)
+            if group(files) == name:
+                words = _corasick_words(parser.__name__, files)
+                self.words[parser] = frozenset(map(scan.number, words)) if words else None
         scan.seal()
 
 
@@ -319,22 +324,37 @@ def _corasick_words(name: str, files: tuple[str, ...]) -> set[str]:
     return words
 
 
+# The lists a user agent's kind takes (bots, clients, the normalizer) are indexed apart from
+# the OS and device lists: those hold ~4/5 of the patterns (brands and models), and only a
+# full classification (`detect`, an export) walks them.
+CLIENTS, DEVICES = "clients", "devices"
+DEVICE_FILES = ("upstream/device/", "local/device/", "upstream/oss.yml", "local/oss.yml")
 NORMALIZE_LIST = (NORMALIZE_FIXTURE,)
 _UNKNOWN = object()  # a parser class `_Lists` has not met
-_shared: _Lists | None = None
+_shared: dict[str, _Lists] = {}
+_groups: dict[tuple[str, ...], str] = {}
 _installed = False
 
 
-def _lists() -> _Lists:
-    global _shared
-    if _shared is None:
-        _shared = _Lists()
-    return _shared
+def group(files: tuple[str, ...]) -> str:
+    """The group of the list made of `files`, indexed together (the normalizer's: CLIENTS)."""
+    name = _groups.get(files)
+    if name is None:
+        devices = files != NORMALIZE_LIST and any(f.startswith(DEVICE_FILES) for f in files)
+        name = _groups[files] = DEVICES if devices else CLIENTS
+    return name
+
+
+def _lists(name: str) -> _Lists:
+    lists = _shared.get(name)
+    if lists is None:
+        lists = _shared[name] = _Lists(name)
+    return lists
 
 
 def _check_all_regexes(parser: Parser) -> bool:
     """`Parser.check_all_regexes` (callers only ask whether it is true)."""
-    lists = _lists()
+    lists = _lists(group(tuple(parser.fixture_files)))
     words = lists.words.get(type(parser), _UNKNOWN)
     if words is _UNKNOWN:  # a class made since
         return bool(_CHECK_ALL_REGEXES(parser))
@@ -346,7 +366,7 @@ def _indexed_regex_list(parser: RegexLoader):
     files = parser.fixture_files
     ua = parser.user_agent
     # With client hints, Device._parse searches the hinted model too, not only the UA.
-    index = _lists().indexes.get(files)
+    index = _lists(group(files)).indexes.get(files)
     if index is None or not ua.isascii() or getattr(parser, "client_hints", None) is not None:
         return regex_list(files)
     return index.candidates(ua.lower())
@@ -358,7 +378,7 @@ def normalizers(ua: str) -> list[dict]:
     entries = normalized_regex_list(NORMALIZE_FIXTURE)
     if not _installed or not ua.isascii():
         return entries
-    return list(_lists().indexes[NORMALIZE_LIST].candidates(ua.lower()))
+    return list(_lists(CLIENTS).indexes[NORMALIZE_LIST].candidates(ua.lower()))
 
 
 def _wrap_module_regexes() -> int:

@@ -11,7 +11,7 @@ from device_detector.parser.operating_system import OS
 from device_detector.settings import BOUNDED_REGEX
 from device_detector.yaml_loader import normalized_regex_list, regex_list
 
-from importer import uadetect  # noqa: F401 - installs the pre-checks
+from importer import uadetect, uaprefilter  # importing uadetect installs the pre-checks
 from importer.uaneeds import merged, needs, shortest
 from importer.uaprefilter import NORMALIZE_FIXTURE, Index, Prefiltered, normalizers
 from tests.test_useragents import CASES
@@ -149,3 +149,14 @@ def test_prefiltered_searches_and_substitutions_answer_as_before():
             before = getattr(fragment.lazy, method)(ua)
             assert (found and found.span()) == (before and before.span())
     assert fragment.findall("Android; Tablet;") == [""]  # other methods: the regex's own
+
+
+def test_the_os_and_device_lists_are_indexed_only_when_a_full_classification_needs_them(
+        monkeypatch):
+    monkeypatch.setattr(uaprefilter, "_shared", {})  # as in a new process
+    assert uadetect.detect_kind(IPHONE) == ""
+    assert set(uaprefilter._shared) == {uaprefilter.CLIENTS}
+    assert uadetect.detect(IPHONE).os == "iOS"
+    assert set(uaprefilter._shared) == {uaprefilter.CLIENTS, uaprefilter.DEVICES}
+    devices = uaprefilter._shared[uaprefilter.DEVICES].indexes
+    assert tuple(Device.fixture_files) in devices and tuple(OS.fixture_files) in devices

@@ -292,3 +292,13 @@ def test_the_cache_keeps_no_user_agent_text(monkeypatch) -> None:
         tracemalloc.stop()
     assert used < 60 * agents
     assert not any(map(clf.is_new, map(agent, range(agents))))
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_preload_warms_up_what_the_run_classifies(monkeypatch, full: bool) -> None:
+    done: list[str] = []
+    monkeypatch.setattr(uadetect, "detect", lambda ua: done.append("detect"))
+    monkeypatch.setattr(uadetect, "detect_kind", lambda ua: done.append("kind"))
+    monkeypatch.setattr(useragents.classifier, "full_kinds", full)  # an export's
+    useragents.preload()
+    assert set(done) == ({"detect", "kind"} if full else {"kind"})
