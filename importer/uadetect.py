@@ -7,7 +7,10 @@ from __future__ import annotations
 from device_detector import DeviceDetector
 from device_detector.enums import AppType, DeviceType
 from device_detector.parser import Browser, Device
+from device_detector.parser.client.base import BaseClientParser
+from device_detector.parser.client.dictua import DictUA
 from device_detector.parser.settings import TV_CLIENTS
+from device_detector.yaml_loader import app_custom_details
 
 from . import uaprefilter
 from .useragents import BOT, UserAgentInfo
@@ -147,6 +150,28 @@ class _Browser(Browser):
 _Browser.__name__ = "Browser"  # device-detector finds a parser's Aho-Corasick words by name
 
 
+def _checked_only(parser_class: type[BaseClientParser]) -> bool:
+    """Whether the parser's `parse` finds nothing where its `check_all_regexes` (the index's
+    words) is false and there are no client hints: it walks its list only if it is true, and
+    the rest of its parse (version, details) has nothing to work on. Read off which methods
+    it has of its own: a parser with its own parsing or check is parsed."""
+    base = BaseClientParser
+    return all(getattr(parser_class, method) is getattr(base, method) for method in (
+        "__init__", "parse", "_parse", "extract_version", "set_details",
+        "set_data_from_client_hints", "_set_data_from_field", "name", "check_all_regexes"))
+
+
+def _skipped(parser_class: type[BaseClientParser], ua: str, lowered: str) -> bool:
+    """Whether a parser of `parser_class` surely finds no client in `ua` (without client
+    hints). DictUA reads a JSON object or array, or "key=value; ..." pairs."""
+    if not _NAMELESS_UNKNOWN:
+        return False
+    if parser_class is DictUA:
+        return "=" not in ua and ua.lstrip()[:1] not in ("{", "[")
+    return parser_class in _CHECKED_ONLY and uaprefilter.words_found(parser_class,
+                                                                     lowered) is False
+
+
 class _Detector(DeviceDetector):
     """DeviceDetector with fewer substitutions tried (see uaprefilter.normalizers) and without
     the work whose results `detect` never reads (secondary clients)."""
@@ -168,11 +193,34 @@ class _Detector(DeviceDetector):
             self._normalized_regex_list = uaprefilter.normalizers(self.user_agent)
         return super().normalize()
 
+    def parse_client(self) -> None:
+        """DeviceDetector.parse_client, without the parsers that can find nothing: most of
+        the ~10 tried before the one that finds a browser (see `_skipped`)."""
+        if self.client:
+            return
+        os_details = self.all_details.get("os", {})
+        hints, ua = self.client_hints, self.user_agent
+        lowered = ua.lower()
+        for parser_class in self.CLIENT_PARSERS:
+            if hints is None and _skipped(parser_class, ua, lowered):
+                continue
+            parser = parser_class(ua, hints, os_details=os_details).parse()
+            if parser.ua_data:
+                self.client = parser
+                self.all_details["client"] = parser.ua_data
+                break
+        self.extract_app_id()
+
     def extract_app_id(self) -> None:
         """An app id found in the UA makes the client only where no parser found one; else it
         only names a secondary client."""
         if not self.all_details.get("client"):
             super().extract_app_id()
+
+
+_CHECKED_ONLY = frozenset(filter(_checked_only, _Detector.CLIENT_PARSERS))
+# A parse that finds nothing ends with the app details of the name "": none, or it finds those.
+_NAMELESS_UNKNOWN = "" not in app_custom_details()
 
 
 def _detector(ua: str) -> DeviceDetector:

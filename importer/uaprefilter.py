@@ -354,11 +354,18 @@ def _lists(name: str) -> _Lists:
 
 def _check_all_regexes(parser: Parser) -> bool:
     """`Parser.check_all_regexes` (callers only ask whether it is true)."""
-    lists = _lists(group(tuple(parser.fixture_files)))
-    words = lists.words.get(type(parser), _UNKNOWN)
-    if words is _UNKNOWN:  # a class made since
-        return bool(_CHECK_ALL_REGEXES(parser))
-    return words is None or not words.isdisjoint(lists.scan(parser.user_agent_lower))
+    found = words_found(type(parser), parser.user_agent_lower)
+    return bool(_CHECK_ALL_REGEXES(parser)) if found is None else found
+
+
+def words_found(parser_class: type[Parser], lowered: str) -> bool | None:
+    """`Parser.check_all_regexes` of a parser of `parser_class` for the user agent `lowered`
+    is the lower case of; None for a parser class made since the index."""
+    lists = _lists(group(tuple(parser_class.fixture_files)))
+    words = lists.words.get(parser_class, _UNKNOWN)
+    if words is _UNKNOWN:
+        return None
+    return words is None or not words.isdisjoint(lists.scan(lowered))
 
 
 def _indexed_regex_list(parser: RegexLoader):

@@ -4,6 +4,7 @@ tests/bench/prove_uaprefilter.py.)"""
 from __future__ import annotations
 
 import pytest
+from device_detector import DeviceDetector
 from device_detector.lazy_regex import RegexLazyIgnore
 from device_detector.parser.client.browser import Browser
 from device_detector.parser.device.device import Device
@@ -160,3 +161,34 @@ def test_the_os_and_device_lists_are_indexed_only_when_a_full_classification_nee
     assert set(uaprefilter._shared) == {uaprefilter.CLIENTS, uaprefilter.DEVICES}
     devices = uaprefilter._shared[uaprefilter.DEVICES].indexes
     assert tuple(Device.fixture_files) in devices and tuple(OS.fixture_files) in devices
+
+
+# Each found by one of the parsers tried before browsers (DictUA: a JSON object or array,
+# "key=value" pairs).
+CLIENTS = ['{"ac":"CCDesktop_app","av":"4.8.1.435"}', ' [["app", "Foo"], ["ver", "1.2"]]',
+           "target=LetGo; appVersion=1.58.0; bundle=com.letgo.ios; build=524",
+           "Feedly/1.0 (+http://www.feedly.com/fetcher.html; like FeedFetcher-Google)",
+           "VLC/3.0.18 LibVLC/3.0.18", "Thunderbird/115.3.1", "curl/8.5.0", "Wget/1.21.4"]
+
+
+def test_client_parsers_left_out_would_find_nothing():
+    from device_detector.parser.client.dictua import DictUA
+
+    skipped = found = 0
+    for ua in SAMPLES + ODD + CLIENTS:
+        dd = uadetect._detector(ua)
+        for parser_class in dd.CLIENT_PARSERS:
+            result = parser_class(dd.user_agent, None).parse().ua_data
+            if uadetect._skipped(parser_class, dd.user_agent, dd.user_agent.lower()):
+                skipped += 1
+                assert result == {}, (parser_class, ua)
+            else:
+                found += bool(result)
+        plain = DeviceDetector(ua, check_cache=False)  # as device-detector parses it
+        plain.parse_bot()
+        if not plain.is_bot() and not plain.is_worthless():
+            plain.parse_client()
+        assert uadetect.detect_kind(ua) == uadetect._kind(plain), ua
+    assert skipped > 5 * len(SAMPLES)
+    assert found >= len(CLIENTS)
+    assert all(DictUA(ua, None).parse().ua_data for ua in CLIENTS[:3])
