@@ -7,6 +7,8 @@ from __future__ import annotations
 from device_detector import DeviceDetector
 from device_detector.enums import AppType, DeviceType
 from device_detector.parser import Browser, Device
+from device_detector.parser.client import adobe_cc
+from device_detector.parser.client.adobe_cc import AdobeCC
 from device_detector.parser.client.base import BaseClientParser
 from device_detector.parser.client.dictua import DictUA
 from device_detector.parser.settings import TV_CLIENTS
@@ -163,13 +165,17 @@ def _checked_only(parser_class: type[BaseClientParser]) -> bool:
 
 def _skipped(parser_class: type[BaseClientParser], ua: str, lowered: str) -> bool:
     """Whether a parser of `parser_class` surely finds no client in `ua` (without client
-    hints). DictUA reads a JSON object or array, or "key=value; ..." pairs."""
+    hints). DictUA reads a JSON object or array, or "key=value; ..." pairs; AdobeCC searches
+    one regex."""
     if not _NAMELESS_UNKNOWN:
         return False
     if parser_class is DictUA:
         return "=" not in ua and ua.lstrip()[:1] not in ("{", "[")
-    return parser_class in _CHECKED_ONLY and uaprefilter.words_found(parser_class,
-                                                                     lowered) is False
+    if parser_class is AdobeCC:  # finds what this regex matches, if it does
+        return not adobe_cc.ADOBE_CC.may_match(ua)
+    return parser_class in _CHECKED_ONLY and (
+        not parser_class.fixture_files  # an empty list to walk
+        or uaprefilter.words_found(parser_class, lowered) is False)
 
 
 class _Detector(DeviceDetector):

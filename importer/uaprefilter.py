@@ -178,6 +178,10 @@ class Prefiltered:
             return text
         return (self.compiled or self._compile()).sub(repl, text, *args)
 
+    def may_match(self, text: str) -> bool:
+        """False if a search of `text` surely finds nothing."""
+        return not self._cannot_match(text)
+
     def _compile(self) -> Pattern:
         self.compiled = self.lazy.compiled  # RegexLazy compiles when asked for it
         return self.compiled

@@ -164,14 +164,16 @@ def test_the_os_and_device_lists_are_indexed_only_when_a_full_classification_nee
 
 
 # Each found by one of the parsers tried before browsers (DictUA: a JSON object or array,
-# "key=value" pairs).
+# "key=value" pairs; AdobeCC: an app of Creative Cloud).
 CLIENTS = ['{"ac":"CCDesktop_app","av":"4.8.1.435"}', ' [["app", "Foo"], ["ver", "1.2"]]',
            "target=LetGo; appVersion=1.58.0; bundle=com.letgo.ios; build=524",
            "Feedly/1.0 (+http://www.feedly.com/fetcher.html; like FeedFetcher-Google)",
-           "VLC/3.0.18 LibVLC/3.0.18", "Thunderbird/115.3.1", "curl/8.5.0", "Wget/1.21.4"]
+           "VLC/3.0.18 LibVLC/3.0.18", "Thunderbird/115.3.1", "curl/8.5.0", "Wget/1.21.4",
+           "Photoshop/22.0 com.adobe.photoshop/22.0 (Macintosh)"]
 
 
 def test_client_parsers_left_out_would_find_nothing():
+    from device_detector.parser.client.adobe_cc import AdobeCC
     from device_detector.parser.client.dictua import DictUA
 
     skipped = found = 0
@@ -192,3 +194,4 @@ def test_client_parsers_left_out_would_find_nothing():
     assert skipped > 5 * len(SAMPLES)
     assert found >= len(CLIENTS)
     assert all(DictUA(ua, None).parse().ua_data for ua in CLIENTS[:3])
+    assert AdobeCC(CLIENTS[-1], None).parse().ua_data["name"] == "Adobe Photoshop"
