@@ -3,6 +3,8 @@ through only where a match is possible. (The whole proof, on ~43,000 user agents
 tests/bench/prove_uaprefilter.py.)"""
 from __future__ import annotations
 
+import os
+
 import pytest
 from device_detector import DeviceDetector
 from device_detector.lazy_regex import RegexLazyIgnore
@@ -195,3 +197,35 @@ def test_client_parsers_left_out_would_find_nothing():
     assert found >= len(CLIENTS)
     assert all(DictUA(ua, None).parse().ua_data for ua in CLIENTS[:3])
     assert AdobeCC(CLIENTS[-1], None).parse().ua_data["name"] == "Adobe Photoshop"
+
+
+def test_the_saved_table_is_read_back_and_a_damaged_one_made_again(monkeypatch, tmp_path):
+    before = [(uadetect.detect_kind(ua), uadetect.detect(ua)) for ua in SAMPLES + ODD]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    clients = uaprefilter.CLIENTS
+    path = uaprefilter.table_path(clients)
+
+    def fresh(worked_out: bool) -> dict:
+        """The table as a new process reads it (and its indexes, made from it)."""
+        monkeypatch.setattr(uaprefilter, "_saved", {})
+        monkeypatch.setattr(uaprefilter, "_shared", {})
+        calls = []
+        monkeypatch.setattr(uaprefilter, "needs", lambda p: calls.append(p) or needs(p))
+        table = uaprefilter._table(clients)
+        assert bool(calls) == worked_out
+        return table
+
+    made = fresh(worked_out=True)  # none saved yet
+    assert os.path.exists(path) and len(made) > 2000
+    assert fresh(worked_out=False) == made
+    assert [(uadetect.detect_kind(ua), uadetect.detect(ua)) for ua in SAMPLES + ODD] == before
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    damaged = [text.replace("firefox", "firefux", 1), text[: len(text) // 2], "{}"]
+    for bad in damaged:
+        assert bad != text
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(bad)
+        assert fresh(worked_out=True) == made
+        with open(path, encoding="utf-8") as f:
+            assert f.read() == text  # saved again
