@@ -17,8 +17,8 @@ KEY_BYTES = 16
 class DigestMap:
     """digest (16 bytes, uniformly random: a BLAKE2b) -> a number from 1 to 2**32 - 1.
 
-    Open addressing with linear probing: the digest's last bytes pick its slot (see `home`),
-    and 0 marks an empty one. Looked up per new or evicted user agent, never per line."""
+    Open addressing with linear probing: the digest's first bytes pick its slot, and 0 marks
+    an empty one. Looked up per new or evicted user agent, never per line."""
 
     __slots__ = ("_keys", "_values", "_mask", "size")
 
@@ -38,19 +38,13 @@ class DigestMap:
         if len(key) != KEY_BYTES:
             raise ValueError(f"not a {KEY_BYTES}-byte digest: {key!r}")
         keys, values, mask = self._keys, self._values, self._mask
-        i = self.home(key)
+        i = int.from_bytes(key, "little") & mask
         while values[i]:
             at = i * KEY_BYTES
             if keys[at:at + KEY_BYTES] == key:
                 return i
             i = (i + 1) & mask
         return i
-
-    def home(self, key: bytes) -> int:
-        """The slot `key` is looked for from: picked by its last bytes, not its first. A store
-        gives keys back sorted (importer/uacache.py), and keys that begin alike would pile up
-        in runs of neighbouring slots, each probe walking the run (~10x slower to fill)."""
-        return int.from_bytes(key, "big") & self._mask
 
     def get(self, key: bytes) -> int:
         """The number stored for `key`, 0 if none is."""
