@@ -7,7 +7,12 @@ from __future__ import annotations
 from device_detector import DeviceDetector
 from device_detector.enums import AppType, DeviceType
 from device_detector.parser import Browser, Device
+from device_detector.parser.client import adobe_cc
+from device_detector.parser.client.adobe_cc import AdobeCC
+from device_detector.parser.client.base import BaseClientParser
+from device_detector.parser.client.dictua import DictUA
 from device_detector.parser.settings import TV_CLIENTS
+from device_detector.yaml_loader import app_custom_details
 
 from . import uaprefilter
 from .useragents import BOT, UserAgentInfo
@@ -80,11 +85,16 @@ def _kind(dd: DeviceDetector) -> str:
         return "bot"
     if dd.client_name() == "Headless Chrome":  # exactly the name Plausible drops
         return "headless"
-    if any(marker in dd.user_agent_lower for marker in MONITOR_MARKERS):
+    if _monitor(dd.user_agent_lower):
         return "monitor"
     if dd.client_type() == AppType.Library:
         return "library"
     return ""
+
+
+def _monitor(ua_lower: str) -> str:
+    """The kind of a client that is neither a bot nor headless, were it not a library."""
+    return "monitor" if any(marker in ua_lower for marker in MONITOR_MARKERS) else ""
 
 
 class _RulesOnlyDevice(Device):
@@ -142,6 +152,32 @@ class _Browser(Browser):
 _Browser.__name__ = "Browser"  # device-detector finds a parser's Aho-Corasick words by name
 
 
+def _checked_only(parser_class: type[BaseClientParser]) -> bool:
+    """Whether the parser's `parse` finds nothing where its `check_all_regexes` (the index's
+    words) is false and there are no client hints: it walks its list only if it is true, and
+    the rest of its parse (version, details) has nothing to work on. Read off which methods
+    it has of its own: a parser with its own parsing or check is parsed."""
+    base = BaseClientParser
+    return all(getattr(parser_class, method) is getattr(base, method) for method in (
+        "__init__", "parse", "_parse", "extract_version", "set_details",
+        "set_data_from_client_hints", "_set_data_from_field", "name", "check_all_regexes"))
+
+
+def _skipped(parser_class: type[BaseClientParser], ua: str, lowered: str) -> bool:
+    """Whether a parser of `parser_class` surely finds no client in `ua` (without client
+    hints). DictUA reads a JSON object or array, or "key=value; ..." pairs; AdobeCC searches
+    one regex."""
+    if not _NAMELESS_UNKNOWN:
+        return False
+    if parser_class is DictUA:
+        return "=" not in ua and ua.lstrip()[:1] not in ("{", "[")
+    if parser_class is AdobeCC:  # finds what this regex matches, if it does
+        return not adobe_cc.ADOBE_CC.may_match(ua)
+    return parser_class in _CHECKED_ONLY and (
+        not parser_class.fixture_files  # an empty list to walk
+        or uaprefilter.words_found(parser_class, lowered) is False)
+
+
 class _Detector(DeviceDetector):
     """DeviceDetector with fewer substitutions tried (see uaprefilter.normalizers) and without
     the work whose results `detect` never reads (secondary clients)."""
@@ -155,14 +191,42 @@ class _Detector(DeviceDetector):
 
     def __init__(self, ua: str) -> None:
         super().__init__(ua, check_cache=False)
-        # normalize() tries its substitutions in order until one changes the (cleaned) UA.
-        self._normalized_regex_list = uaprefilter.normalizers(self.user_agent)
+
+    def normalize(self) -> str:
+        # It tries its substitutions in order until one changes the (cleaned) UA: only those
+        # that may. Picked here, not in __init__: `detect_kind` seldom normalizes.
+        if not self.all_details.get("normalized"):
+            self._normalized_regex_list = uaprefilter.normalizers(self.user_agent)
+        return super().normalize()
+
+    def parse_client(self) -> None:
+        """DeviceDetector.parse_client, without the parsers that can find nothing: most of
+        the ~10 tried before the one that finds a browser (see `_skipped`)."""
+        if self.client:
+            return
+        os_details = self.all_details.get("os", {})
+        hints, ua = self.client_hints, self.user_agent
+        lowered = ua.lower()
+        for parser_class in self.CLIENT_PARSERS:
+            if hints is None and _skipped(parser_class, ua, lowered):
+                continue
+            parser = parser_class(ua, hints, os_details=os_details).parse()
+            if parser.ua_data:
+                self.client = parser
+                self.all_details["client"] = parser.ua_data
+                break
+        self.extract_app_id()
 
     def extract_app_id(self) -> None:
         """An app id found in the UA makes the client only where no parser found one; else it
         only names a secondary client."""
         if not self.all_details.get("client"):
             super().extract_app_id()
+
+
+_CHECKED_ONLY = frozenset(filter(_checked_only, _Detector.CLIENT_PARSERS))
+# A parse that finds nothing ends with the app details of the name "": none, or it finds those.
+_NAMELESS_UNKNOWN = "" not in app_custom_details()
 
 
 def _detector(ua: str) -> DeviceDetector:
@@ -190,10 +254,33 @@ def detect(ua: str) -> UserAgentInfo:
 
 
 def detect_kind(ua: str) -> str:
-    """`detect(ua).kind` for ~1/3 of the cost: skips the OS and device databases."""
+    """`detect(ua).kind` for ~1/5 of the cost: skips the OS and device databases, and nearly
+    always the normalizer (~1/3 of the rest).
+
+    device-detector parses no client of a worthless user agent (gibberish, a UUID, ...: see
+    `DeviceDetector.is_worthless`), and finding that out costs as much as the client parse.
+    The client parse neither reads nor changes what it depends on, so it is done first: only a
+    client that makes the kind (headless, library) needs the check. If the parse of one that
+    device-detector would not have parsed fails, it is left out as device-detector does."""
     dd = _detector(ua)
     dd.parse_bot()
-    if not dd.is_bot() and not dd.is_worthless():
+    if dd.is_bot():
+        return "bot"
+    try:
+        dd.parse_client()
+    except Exception:  # noqa: BLE001 - raised again below unless it is worthless
+        return _unparsed_kind(ua)
+    kind = _kind(dd)
+    if kind in ("headless", "library") and dd.is_worthless():
+        return _monitor(dd.user_agent_lower)
+    return kind
+
+
+def _unparsed_kind(ua: str) -> str:
+    """The kind in device-detector's order: no client parse where it is worthless."""
+    dd = _detector(ua)
+    dd.parse_bot()  # not a bot: as before
+    if not dd.is_worthless():
         dd.parse_client()
     return _kind(dd)
 
@@ -214,8 +301,10 @@ COMMON = (
 )
 
 
-def warm_up() -> None:
-    """Load and compile what classifying common user agents takes (see useragents.preload)."""
+def warm_up(full: bool = True) -> None:
+    """Load and compile what classifying common user agents takes (see useragents.preload):
+    their kinds, and with `full` all of `detect` (the OS and device databases too)."""
     for ua in COMMON:
-        detect(ua)
+        if full:
+            detect(ua)
         detect_kind(ua)

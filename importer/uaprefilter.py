@@ -16,8 +16,9 @@ pattern): where the user agent holds none of it, the search can only fail.
 
 Reading ~20,000 patterns takes ~5 s: it is done once per machine and library version, and kept
 in $XDG_CACHE_HOME/plausible-import/ (~/.cache/...; ~3 MB of JSON, patterns and the strings
-they need, nothing about any log). Without a writable cache directory each process reads them
-again.
+they need, nothing about any log), in two tables: the bot and client lists' (~1 s to make,
+all that `send` needs) and the OS and device lists' (~4 s, only for a full classification).
+Without a writable cache directory each process reads them again.
 
 Only ASCII user agents are filtered (see uaneeds); others, and requests with client hints
 (whose model the device list also searches), go through the lists as before. Only for the
@@ -55,59 +56,74 @@ from .uaneeds import ALWAYS, Needs, merged, needs, shortest
 PROVEN = frozenset(("6.5.1",))
 NORMALIZE_FIXTURE = "local/device/normalize.yml"  # as DeviceDetector loads it
 _CHECK_ALL_REGEXES = Parser.check_all_regexes
+# The lists a user agent's kind takes (bots, clients, the normalizer) are indexed apart from
+# the OS and device lists: those hold ~4/5 of the patterns (brands and models), and only a
+# full classification (`detect`, an export) walks them.
+CLIENTS, DEVICES = "clients", "devices"
+DEVICE_FILES = ("upstream/device/", "local/device/", "upstream/oss.yml", "local/oss.yml")
 
 
-def needs_of(lazy: RegexLazy | Pattern) -> Needs:
-    """What one of device-detector's regexes needs, read without compiling it."""
+def needs_of(lazy: RegexLazy | Pattern, table: str = CLIENTS) -> Needs:
+    """What one of device-detector's regexes needs, read without compiling it (looked up in
+    the saved `table`: that of the group of the list it is in, see `group`)."""
     if object.__getattribute__(lazy, "flags") & VERBOSE:  # spaces would not be text
         return ALWAYS
     pattern = object.__getattribute__(lazy, "pattern")
-    saved = _table().get(pattern)
+    saved = _table(table).get(pattern)
     if saved is None:
         return needs(pattern)
     return tuple(tuple(frozenset(clause) for clause in alternative)
                  for alternative in json.loads(saved))
 
 
-def table_path() -> str:
+def table_path(name: str) -> str:
     """Named after the library version and the code that reads the patterns: any change to
     either makes a new table."""
     with open(uaneeds.__file__, "rb") as f:
         reader = hashlib.blake2b(f.read(), digest_size=6).hexdigest()
     root = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return os.path.join(root, "plausible-import",
-                        f"uaneeds-{device_detector.__version__}-{reader}-{TABLE_FORMAT}.json")
+    return os.path.join(root, "plausible-import", f"uaneeds-{device_detector.__version__}-"
+                        f"{reader}-{TABLE_FORMAT}-{name}.json")
 
 
 # 2: each pattern's needs as JSON text, parsed when asked for (a parse worker asks for a few
 # hundred): as lists of lists of strings they took ~17 MB in every process, and each worker
 # wrote to (so copied) the pages of those it read (reference counts).
-TABLE_FORMAT = 2
-_saved: dict[str, str] | None = None
+# 3: one table per group (a run that needs only kinds reads ~1/6 of it), led by its digest.
+TABLE_FORMAT = 3
+_saved: dict[str, dict[str, str]] = {}
 
 
-def _table() -> dict[str, str]:
-    """What every regex of device-detector's lists needs, worked out once (~5 s) and kept in
-    the user's cache directory: pattern -> '[[[needle, ...], ...], ...]'."""
-    global _saved
-    if _saved is None:
-        path = table_path()
+def _table(name: str) -> dict[str, str]:
+    """What every regex of a group's lists needs, worked out once (~1 s for the clients', ~4 s
+    for the devices') and kept in the user's cache directory: pattern -> '[[[needle, ...],
+    ...], ...]'. A file whose digest is wrong (cut short, changed) is made again."""
+    saved = _saved.get(name)
+    if saved is None:
+        path = table_path(name)
         try:
             with open(path, encoding="utf-8") as f:
-                _saved = json.load(f)
+                digest, _, text = f.read().partition("\n")
+            if digest != _digest(text):
+                raise ValueError("not as written")
+            saved = json.loads(text)
         except (OSError, ValueError):
-            _saved = {pattern: json.dumps([[sorted(clause) for clause in alternative]
-                                           for alternative in needs(pattern)])
-                      for pattern in _patterns()}
+            saved = {pattern: json.dumps([[sorted(clause) for clause in alternative]
+                                          for alternative in needs(pattern)])
+                     for pattern in _patterns(name)}
+            text = json.dumps(saved)
             with contextlib.suppress(OSError):  # not saved: worked out again next time
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path),
                                                  delete=False, encoding="utf-8") as f:
-                    json.dump(_saved, f)
+                    f.write(f"{_digest(text)}\n{text}")
                 os.replace(f.name, path)
-        if not isinstance(_saved, dict):
-            _saved = {}
-    return _saved
+        _saved[name] = saved
+    return saved
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def _parsers() -> Iterator[type[Parser]]:
@@ -130,12 +146,19 @@ def _fixture_lists() -> Iterator[tuple[str, ...]]:
             yield files
 
 
-def _patterns() -> Iterator[str]:
-    """The patterns of those lists' regexes."""
+def _patterns(name: str) -> Iterator[str]:
+    """The patterns of the regexes of a group's lists (the clients': and the normalizer's,
+    and those device-detector's modules hold)."""
+    regexes: list = []
+    if name == CLIENTS:
+        regexes += [entry["regex"] for entry in normalized_regex_list(NORMALIZE_FIXTURE)]
+        regexes += [wrapped.lazy for wrapped in _wrapped]
     for files in _fixture_lists():
-        for entry in regex_list(files):
-            for lazy in [entry["regex"], *(model["regex"] for model in entry.get("models", ()))]:
-                yield object.__getattribute__(lazy, "pattern")
+        if group(files) == name:
+            for entry in regex_list(files):
+                regexes += [entry["regex"], *(model["regex"] for model in entry.get("models", ()))]
+    for regex in regexes:
+        yield object.__getattribute__(regex, "pattern")
 
 
 _last: tuple[str | None, str | None] = (None, None)  # (text, its lower-case form if ASCII)
@@ -177,6 +200,10 @@ class Prefiltered:
         if not args and self._cannot_match(text):
             return text
         return (self.compiled or self._compile()).sub(repl, text, *args)
+
+    def may_match(self, text: str) -> bool:
+        """False if a search of `text` surely finds nothing."""
+        return not self._cannot_match(text)
 
     def _compile(self) -> Pattern:
         self.compiled = self.lazy.compiled  # RegexLazy compiles when asked for it
@@ -235,20 +262,21 @@ class Scan:
 
 class Index:
     """A list of device-detector entries (dicts with a "regex" and maybe "models"), each
-    filed under the strings its regex needs. `scan` numbers the strings and finds them; by
-    default the index's own, sealed here."""
+    filed under the strings its regex needs (looked up in `table`). `scan` numbers the
+    strings and finds them; by default the index's own, sealed here."""
 
-    __slots__ = ("entries", "scan", "always", "filed", "numbers", "models")
+    __slots__ = ("entries", "scan", "always", "filed", "numbers", "models", "table")
 
-    def __init__(self, entries: list[dict], scan: Scan | None = None) -> None:
-        self.entries = entries
+    def __init__(self, entries: list[dict], scan: Scan | None = None,
+                 table: str = CLIENTS) -> None:
+        self.entries, self.table = entries, table
         own = scan is None
         self.scan = scan = Scan() if scan is None else scan
         self.always: list[int] = []  # entries that need no text we know of
         # needle number -> (entry, the other clauses of an alternative filed under it)
         self.filed: dict[int, list[tuple[int, tuple[frozenset[int], ...]]]] = {}
         for i, entry in enumerate(entries):
-            options = needs_of(entry["regex"])
+            options = needs_of(entry["regex"], table)
             if not all(options):
                 self.always.append(i)
                 continue
@@ -280,7 +308,7 @@ class Index:
             if models:
                 index = self.models.get(i)
                 if index is None:
-                    index = self.models[i] = Index(models)
+                    index = self.models[i] = Index(models, table=self.table)
                 entry = {**entry, "models": list(index.candidates(lowered))}
             yield entry
 
@@ -295,18 +323,24 @@ def _compiled(entry: dict, lazy) -> None:
 
 class _Lists:
     """Every list's index and every parser's Aho-Corasick words (`Parser.check_all_regexes`:
-    none in the text, no regex of its list can match), sharing one Scan: one pass over a user
-    agent serves the ~20 lists and checks its parse goes through, and the normalizer."""
+    none in the text, no regex of its list can match) of one group (see `group`), sharing one
+    Scan: one pass over a user agent serves the group's lists and checks its parse goes
+    through."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
         self.scan = scan = Scan()
-        self.indexes = {files: Index(regex_list(files), scan) for files in _fixture_lists()}
-        self.indexes[NORMALIZE_LIST] = Index(normalized_regex_list(NORMALIZE_FIXTURE), scan)
+        self.indexes = {files: Index(regex_list(files), scan, name)
+                        for files in _fixture_lists() if group(files) == name}
+        if name == CLIENTS:
+            self.indexes[NORMALIZE_LIST] = Index(normalized_regex_list(NORMALIZE_FIXTURE), scan,
+                                                 name)
         # parser class -> the numbers of its words (None: it has none, it searches its list)
         self.words: dict[type, frozenset[int] | None] = {}
         for parser in _parsers():
-            words = _corasick_words(parser.__name__, tuple(parser.fixture_files))
-            self.words[parser] = frozenset(map(scan.number, words)) if words else None
+            files = tuple(parser.fixture_files)
+            if group(files) == name:
+                words = _corasick_words(parser.__name__, files)
+                self.words[parser] = frozenset(map(scan.number, words)) if words else None
         scan.seal()
 
 
@@ -321,24 +355,42 @@ def _corasick_words(name: str, files: tuple[str, ...]) -> set[str]:
 
 NORMALIZE_LIST = (NORMALIZE_FIXTURE,)
 _UNKNOWN = object()  # a parser class `_Lists` has not met
-_shared: _Lists | None = None
+_wrapped: list[Prefiltered] = []  # see _wrap_module_regexes
+_shared: dict[str, _Lists] = {}
+_groups: dict[tuple[str, ...], str] = {}
 _installed = False
 
 
-def _lists() -> _Lists:
-    global _shared
-    if _shared is None:
-        _shared = _Lists()
-    return _shared
+def group(files: tuple[str, ...]) -> str:
+    """The group of the list made of `files`, indexed together (the normalizer's: CLIENTS)."""
+    name = _groups.get(files)
+    if name is None:
+        devices = files != NORMALIZE_LIST and any(f.startswith(DEVICE_FILES) for f in files)
+        name = _groups[files] = DEVICES if devices else CLIENTS
+    return name
+
+
+def _lists(name: str) -> _Lists:
+    lists = _shared.get(name)
+    if lists is None:
+        lists = _shared[name] = _Lists(name)
+    return lists
 
 
 def _check_all_regexes(parser: Parser) -> bool:
     """`Parser.check_all_regexes` (callers only ask whether it is true)."""
-    lists = _lists()
-    words = lists.words.get(type(parser), _UNKNOWN)
-    if words is _UNKNOWN:  # a class made since
-        return bool(_CHECK_ALL_REGEXES(parser))
-    return words is None or not words.isdisjoint(lists.scan(parser.user_agent_lower))
+    found = words_found(type(parser), parser.user_agent_lower)
+    return bool(_CHECK_ALL_REGEXES(parser)) if found is None else found
+
+
+def words_found(parser_class: type[Parser], lowered: str) -> bool | None:
+    """`Parser.check_all_regexes` of a parser of `parser_class` for the user agent `lowered`
+    is the lower case of; None for a parser class made since the index."""
+    lists = _lists(group(tuple(parser_class.fixture_files)))
+    words = lists.words.get(parser_class, _UNKNOWN)
+    if words is _UNKNOWN:
+        return None
+    return words is None or not words.isdisjoint(lists.scan(lowered))
 
 
 def _indexed_regex_list(parser: RegexLoader):
@@ -346,7 +398,7 @@ def _indexed_regex_list(parser: RegexLoader):
     files = parser.fixture_files
     ua = parser.user_agent
     # With client hints, Device._parse searches the hinted model too, not only the UA.
-    index = _lists().indexes.get(files)
+    index = _lists(group(files)).indexes.get(files)
     if index is None or not ua.isascii() or getattr(parser, "client_hints", None) is not None:
         return regex_list(files)
     return index.candidates(ua.lower())
@@ -358,13 +410,14 @@ def normalizers(ua: str) -> list[dict]:
     entries = normalized_regex_list(NORMALIZE_FIXTURE)
     if not _installed or not ua.isascii():
         return entries
-    return list(_lists().indexes[NORMALIZE_LIST].candidates(ua.lower()))
+    return list(_lists(CLIENTS).indexes[NORMALIZE_LIST].candidates(ua.lower()))
 
 
 def _wrap_module_regexes() -> int:
     """Put a Prefiltered in place of each regex device-detector's modules hold (the same
     regex imported in several modules gets the same one)."""
     done: dict[int, Prefiltered] = {}
+    global _wrapped
     for name, module in list(sys.modules.items()):
         if name.partition(".")[0] != "device_detector":
             continue
@@ -373,6 +426,7 @@ def _wrap_module_regexes() -> int:
                 if id(value) not in done:
                     done[id(value)] = Prefiltered(value)
                 setattr(module, attr, done[id(value)])
+    _wrapped = list(done.values())
     return len(done)
 
 

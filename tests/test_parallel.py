@@ -337,7 +337,8 @@ def test_workers_pass_on_what_they_find_out_every_few_user_agents_and_take_the_o
     for ua in own[:-1]:  # a worker classifies user agents one by one
         clf.kind(ua)
     news.put([(ua_key("theirs"), "library")])
-    clf.kind(own[-1])  # not enough of its own to send yet; theirs taken in first
+    clf.kind(own[-1])  # not enough of its own to send yet
+    # its 16th miss: the news is looked at first (every LOOK_EVERY misses)
     assert sent.empty() and clf.kind("theirs") == "library" and "theirs" not in detected
     assert clf.kind("known before") == ""  # used: the main process saves it
     clf.kind("one more")
@@ -348,6 +349,25 @@ def test_workers_pass_on_what_they_find_out_every_few_user_agents_and_take_the_o
     assert sent.get_nowait() == ("learned", 1, [(ua_key("one more"), "bot")]) and sent.empty()
     learning.publish()
     assert sent.empty()
+
+
+def test_a_worker_looks_at_the_news_every_few_misses(monkeypatch):
+    import queue
+
+    from importer import useragents
+    from importer.useragents import ua_key
+
+    detected = []
+    monkeypatch.setattr(useragents, "detect_kind", lambda ua: detected.append(ua) or "bot")
+    clf = useragents.UserAgentClassifier()
+    news, sent = queue.Queue(), queue.Queue()
+    learning = parallel._Learning(clf, news, sent, me=0)
+    news.put([(ua_key("theirs"), "library")])
+    for i in range(learning.LOOK_EVERY - 1):
+        clf.kind(f"bot {i}")
+    assert not news.empty()  # not looked at yet
+    assert clf.kind("theirs") == "library" and news.empty()  # a look before this miss
+    assert "theirs" not in detected and len(detected) == learning.LOOK_EVERY - 1
 
 
 def test_a_stop_request_ends_the_run_with_the_books_balanced(logs, tiny_chunks):

@@ -3,7 +3,10 @@ through only where a match is possible. (The whole proof, on ~43,000 user agents
 tests/bench/prove_uaprefilter.py.)"""
 from __future__ import annotations
 
+import os
+
 import pytest
+from device_detector import DeviceDetector
 from device_detector.lazy_regex import RegexLazyIgnore
 from device_detector.parser.client.browser import Browser
 from device_detector.parser.device.device import Device
@@ -11,7 +14,7 @@ from device_detector.parser.operating_system import OS
 from device_detector.settings import BOUNDED_REGEX
 from device_detector.yaml_loader import normalized_regex_list, regex_list
 
-from importer import uadetect  # noqa: F401 - installs the pre-checks
+from importer import uadetect, uaprefilter  # importing uadetect installs the pre-checks
 from importer.uaneeds import merged, needs, shortest
 from importer.uaprefilter import NORMALIZE_FIXTURE, Index, Prefiltered, normalizers
 from tests.test_useragents import CASES
@@ -149,3 +152,80 @@ def test_prefiltered_searches_and_substitutions_answer_as_before():
             before = getattr(fragment.lazy, method)(ua)
             assert (found and found.span()) == (before and before.span())
     assert fragment.findall("Android; Tablet;") == [""]  # other methods: the regex's own
+
+
+def test_the_os_and_device_lists_are_indexed_only_when_a_full_classification_needs_them(
+        monkeypatch):
+    monkeypatch.setattr(uaprefilter, "_shared", {})  # as in a new process
+    assert uadetect.detect_kind(IPHONE) == ""
+    assert set(uaprefilter._shared) == {uaprefilter.CLIENTS}
+    assert uadetect.detect(IPHONE).os == "iOS"
+    assert set(uaprefilter._shared) == {uaprefilter.CLIENTS, uaprefilter.DEVICES}
+    devices = uaprefilter._shared[uaprefilter.DEVICES].indexes
+    assert tuple(Device.fixture_files) in devices and tuple(OS.fixture_files) in devices
+
+
+# Each found by one of the parsers tried before browsers (DictUA: a JSON object or array,
+# "key=value" pairs; AdobeCC: an app of Creative Cloud).
+CLIENTS = ['{"ac":"CCDesktop_app","av":"4.8.1.435"}', ' [["app", "Foo"], ["ver", "1.2"]]',
+           "target=LetGo; appVersion=1.58.0; bundle=com.letgo.ios; build=524",
+           "Feedly/1.0 (+http://www.feedly.com/fetcher.html; like FeedFetcher-Google)",
+           "VLC/3.0.18 LibVLC/3.0.18", "Thunderbird/115.3.1", "curl/8.5.0", "Wget/1.21.4",
+           "Photoshop/22.0 com.adobe.photoshop/22.0 (Macintosh)"]
+
+
+def test_client_parsers_left_out_would_find_nothing():
+    from device_detector.parser.client.adobe_cc import AdobeCC
+    from device_detector.parser.client.dictua import DictUA
+
+    skipped = found = 0
+    for ua in SAMPLES + ODD + CLIENTS:
+        dd = uadetect._detector(ua)
+        for parser_class in dd.CLIENT_PARSERS:
+            result = parser_class(dd.user_agent, None).parse().ua_data
+            if uadetect._skipped(parser_class, dd.user_agent, dd.user_agent.lower()):
+                skipped += 1
+                assert result == {}, (parser_class, ua)
+            else:
+                found += bool(result)
+        plain = DeviceDetector(ua, check_cache=False)  # as device-detector parses it
+        plain.parse_bot()
+        if not plain.is_bot() and not plain.is_worthless():
+            plain.parse_client()
+        assert uadetect.detect_kind(ua) == uadetect._kind(plain), ua
+    assert skipped > 5 * len(SAMPLES)
+    assert found >= len(CLIENTS)
+    assert all(DictUA(ua, None).parse().ua_data for ua in CLIENTS[:3])
+    assert AdobeCC(CLIENTS[-1], None).parse().ua_data["name"] == "Adobe Photoshop"
+
+
+def test_the_saved_table_is_read_back_and_a_damaged_one_made_again(monkeypatch, tmp_path):
+    before = [(uadetect.detect_kind(ua), uadetect.detect(ua)) for ua in SAMPLES + ODD]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    clients = uaprefilter.CLIENTS
+    path = uaprefilter.table_path(clients)
+
+    def fresh(worked_out: bool) -> dict:
+        """The table as a new process reads it (and its indexes, made from it)."""
+        monkeypatch.setattr(uaprefilter, "_saved", {})
+        monkeypatch.setattr(uaprefilter, "_shared", {})
+        calls = []
+        monkeypatch.setattr(uaprefilter, "needs", lambda p: calls.append(p) or needs(p))
+        table = uaprefilter._table(clients)
+        assert bool(calls) == worked_out
+        return table
+
+    made = fresh(worked_out=True)  # none saved yet
+    assert os.path.exists(path) and len(made) > 2000
+    assert fresh(worked_out=False) == made
+    assert [(uadetect.detect_kind(ua), uadetect.detect(ua)) for ua in SAMPLES + ODD] == before
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    damaged = [text.replace("firefox", "firefux", 1), text[: len(text) // 2], "{}"]
+    for bad in damaged:
+        assert bad != text
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(bad)
+        assert fresh(worked_out=True) == made
+        with open(path, encoding="utf-8") as f:
+            assert f.read() == text  # saved again

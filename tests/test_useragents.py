@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import astuple
 
 import pytest
+from device_detector import DeviceDetector
 
-from importer import useragents
+from importer import uadetect, useragents
 from importer.useragents import UNKNOWN, UserAgentClassifier, UserAgentInfo, detect, detect_kind
 
 IPHONE_SAFARI = (
@@ -92,6 +93,21 @@ def test_detect_matches_plausible(case: tuple[str, ...]) -> None:
 def test_detect_kind_agrees_with_detect(case: tuple[str, ...]) -> None:
     ua, kind, *_ = case
     assert detect_kind(ua) == kind
+
+
+# device-detector finds a library or Headless Chrome in these, but calls them worthless
+# (mostly one character: "gibberish") and parses no client: the kind is a normal client's.
+WORTHLESS = [("curl/7.1" + "a" * 60, ""), ("HeadlessChrome/1" + "e" * 80, "")]
+
+
+@pytest.mark.parametrize(("ua", "kind"), WORTHLESS, ids=lambda v: v[:12])
+def test_a_worthless_user_agent_has_no_client_kind(ua: str, kind: str) -> None:
+    assert DeviceDetector(ua, check_cache=False).is_worthless()
+    assert detect_kind(ua) == detect(ua).kind == kind
+    # what the client parse alone finds: the kind it would make without the check
+    dd = uadetect._detector(ua)
+    dd.parse_client()
+    assert uadetect._kind(dd) in ("library", "headless")
 
 
 def test_plausible_drops_bots_and_headless_only() -> None:
@@ -276,3 +292,13 @@ def test_the_cache_keeps_no_user_agent_text(monkeypatch) -> None:
         tracemalloc.stop()
     assert used < 60 * agents
     assert not any(map(clf.is_new, map(agent, range(agents))))
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_preload_warms_up_what_the_run_classifies(monkeypatch, full: bool) -> None:
+    done: list[str] = []
+    monkeypatch.setattr(uadetect, "detect", lambda ua: done.append("detect"))
+    monkeypatch.setattr(uadetect, "detect_kind", lambda ua: done.append("kind"))
+    monkeypatch.setattr(useragents.classifier, "full_kinds", full)  # an export's
+    useragents.preload()
+    assert set(done) == ({"detect", "kind"} if full else {"kind"})
