@@ -143,9 +143,12 @@ class EventColumns:
         keys = texts[0] if one else list(zip(*texts, strict=True))
         value = derived.value
         distinct = set(keys)
-        if 4 * len(distinct) > 3 * len(keys):  # mostly distinct: converted as they come
+        if 4 * len(distinct) > 3 * len(keys):  # mostly distinct: not worth keeping
+            listed = list(distinct)
             try:
-                return list(map(value, keys) if one else starmap(value, keys))
+                answers = dict(zip(listed, map(value, listed) if one else starmap(value, listed),
+                                   strict=True))
+                return list(map(answers.__getitem__, keys))
             except ValueError:  # which rows fail is found below
                 pass
         cache = self._values.get(derived)

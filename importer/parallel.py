@@ -301,8 +301,13 @@ class Workers:
             columns = [tuple(compress(column, new)) for column in columns]
             numbers = list(compress(numbers, new))
         pipeline.counters.events += len(numbers)
-        submit = pipeline.sink.submit
-        for event in _events(name, columns, numbers):
+        sink, events = pipeline.sink, _events(name, columns, numbers)
+        submit_all = getattr(sink, "submit_all", None)  # a sink may take them at once
+        if submit_all is not None:
+            submit_all(events, len(numbers))
+            return
+        submit = sink.submit
+        for event in events:
             submit(event)
 
 
