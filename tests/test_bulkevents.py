@@ -29,6 +29,7 @@ from importer.state import Checkpoint
 from importer.summary import Counters
 from parsers.registry import get_parser
 from tests.bench.genlog import generate
+from tests.test_parallel import cloudfront_text
 
 BROWSERS = ["Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0",
             "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
@@ -134,11 +135,15 @@ def test_workers_make_the_events_lines_make(tmp_path, monkeypatch, tiny_chunks, 
     assert made_count(made) > summary["events"] // 2  # most made column by column
 
 
-def test_cloudfront_events_are_the_per_line_ones(tmp_path, monkeypatch, tiny_chunks, made):
+@pytest.mark.parametrize("swapped", [False, True])
+def test_cloudfront_events_are_the_per_line_ones(tmp_path, monkeypatch, tiny_chunks, made,
+                                                 swapped):
+    """`swapped`: a #Fields header halfway through changes the columns' order."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     log = tmp_path / "cloudfront.log"
-    rows = list(generate(3000, "cloudfront", seed=5))
-    rows += rows[100:400]  # duplicates
+    rows = (cloudfront_text(3000, seed=5) if swapped else
+            "\n".join(generate(3000, "cloudfront", seed=5))).splitlines()
+    rows += rows[-300:]  # duplicates
     log.write_text("\n".join(rows) + "\n")
     options = ["--track-404", "--prop", "status=status"]
     events, rejects, summary = run_cli(tmp_path, log, "cloudfront", 2, options)
