@@ -61,8 +61,12 @@ class EventColumns:
         without `prepare`), its dedupe key (b"" unless `keyed`)."""
         refused: set[int] = set()
         fields = self._fields.union(KEY_FIELDS) if keyed else self._fields
-        raw: dict[int, list[str]] = {}
-        col = {field: self._column(table, field, where, raw, refused) for field in fields}
+        derived = {field: table.derive(field) for field in fields}
+        sources = sorted({source for found in derived.values() if found is not None
+                          for source in found.sources})
+        raw = dict(zip(sources, table.raws(sources, where), strict=True))
+        col = {field: self._column(found, raw, len(where), refused)
+               for field, found in derived.items()}
         builder = self.builder
         resolver = builder.client_ips
         if resolver.from_xff:
@@ -127,18 +131,14 @@ class EventColumns:
             return _FAILED
         return self.builder.prop_value(value)
 
-    def _column(self, table: Table, field: str, where: Sequence[int],
-                raw: dict[int, list[str]], refused: set[int]) -> list:
-        """A record field's value on each row, converted once per distinct text (kept from
-        chunk to chunk); rows whose conversion fails are added to `refused`."""
-        derived = table.derive(field)
+    def _column(self, derived: Derived | None, raw: dict[int, list[str]], rows: int,
+                refused: set[int]) -> list:
+        """A record field's value on each of `rows` rows, from its derivation and the texts of
+        its sources, converted once per distinct text (kept from chunk to chunk); rows whose
+        conversion fails are added to `refused`."""
         if derived is None:  # not logged
-            return [None] * len(where)
-        texts = []
-        for source in derived.sources:
-            if source not in raw:
-                raw[source] = table.raw(source, where)
-            texts.append(raw[source])
+            return [None] * rows
+        texts = [raw[source] for source in derived.sources]
         one = len(texts) == 1
         keys = texts[0] if one else list(zip(*texts, strict=True))
         value = derived.value
