@@ -15,7 +15,7 @@ order, so this only ever counts a line where `_examine` would: under a filter re
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate, compress, takewhile
 from operator import attrgetter
 
@@ -24,6 +24,11 @@ from parsers.columns import Derived, Table
 
 from .filters import UNSURE, FilterChain, Step
 from .sources import Chunk, Line
+
+# `split`'s maker of events from a table's rows at some positions: (those it made events of,
+# their columns), and what it gives back of them.
+Make = Callable[[Table, list[int]], tuple[list[int], list[list]]]
+Made = tuple[list[int], list[int], list[int], list[str], list[list]]
 
 # A row's verdict as a number, so that the first objection in the rules' order is the least
 # (map(min, ...) over the steps' columns): the step's position, then what it said.
@@ -57,6 +62,7 @@ class Sieve:
         self._reasons: list[str] = []
         self._verdicts: dict[tuple[int, Derived], dict] = {}  # (position, field) -> cache
         self._valid: dict[Derived, set] = {}  # values known to convert
+        self.last: tuple[Table, list[bool]] | None = None  # the table sifted, what passed
 
     @classmethod
     def of(cls, filters: FilterChain, explain: int) -> Sieve | None:
@@ -70,6 +76,14 @@ class Sieve:
         """How many lines the chunk has, and those left to examine one by one with where
         each begins and, if every filter let it through, its row's item (else None; see
         `_numbered`: keep copies only); the others are added to `filtered`."""
+        return self.split(chunk, parser, filtered)[:2]
+
+    def split(self, chunk: Chunk, parser: Parser, filtered: Counter, make: Make | None = None
+              ) -> tuple[int, Iterator[tuple[Line, int, object]], Made | None]:
+        """`lines`, but the lines that every filter let through are first given to `make`
+        (`EventColumns.make` without its last argument), and those it made events of are
+        not left: they come back as (line numbers, where each begins, where each ends, their
+        texts, the columns `make` gave)."""
         texts = chunk.ascii_texts()
         lines = None
         skip: set[int] = set()
@@ -79,12 +93,24 @@ class Sieve:
             skip = {i for i, line in enumerate(lines) if line.invalid_utf8}  # noted per line
         if "" in texts or any(map(str.isspace, texts)):  # blank_line, per line
             skip.update(i for i, text in enumerate(texts) if not text or text.isspace())
+        self.last = None
         found = self.sift(texts, parser, skip) if texts else None
         if found is None:
-            return len(texts), _numbered(chunk, texts, lines, range(len(texts)), {})
+            return len(texts), _numbered(chunk, texts, lines, range(len(texts)), {}), None
         counts, left, passed = found
         filtered.update(counts)
-        return len(texts), _numbered(chunk, texts, lines, left, passed)
+        made = None
+        if passed and make is not None and self.last is not None:
+            table, through = self.last
+            where = list(compress(range(len(through)), through))
+            kept, columns = make(table, where)
+            if kept:
+                rows = [table.rows[where[k]] for k in kept]
+                done = set(rows)
+                left = [i for i in left if i not in done]
+                made = (*_positions(chunk, texts, lines, rows), [texts[i] for i in rows],
+                        columns)
+        return len(texts), _numbered(chunk, texts, lines, left, passed), made
 
     def sift(self, texts: list[str], parser: Parser, skip: set[int] = frozenset()
              ) -> tuple[Counter, list[int], dict[int, object]] | None:
@@ -124,6 +150,7 @@ class Sieve:
             through = list(map(PASS.__eq__, verdicts))
             passed = dict(zip(compress(table.rows, through), compress(table.items, through),
                               strict=True))
+            self.last = table, through  # for `split`
         if len(table.rows) != len(texts):
             left = sorted(set(range(len(texts))).difference(table.rows).union(left))
         return decided, left, passed
@@ -237,6 +264,20 @@ class Sieve:
             found = self._ids[why] = len(self._reasons)
             self._reasons.append(why)
         return k << _SHIFT | found
+
+
+def _positions(chunk: Chunk, texts: list[str], lines: list[Line] | None, rows: list[int]
+               ) -> tuple[list[int], list[int], list[int]]:
+    """The line numbers of the lines at these indexes, where each begins and ends, as
+    `_numbered` gives them."""
+    if lines is not None:
+        return ([lines[i].lineno for i in rows],
+                [lines[i - 1].end if i else chunk.start for i in rows],
+                [lines[i].end for i in rows])
+    start, last, lineno = chunk.start, len(texts) - 1, chunk.lineno + 1
+    ends = list(accumulate(map(len, texts)))
+    return ([lineno + i for i in rows], [start + ends[i - 1] + i if i else start for i in rows],
+            [chunk.end if i == last else start + ends[i] + i + 1 for i in rows])
 
 
 def _numbered(chunk: Chunk, texts: list[str], lines: list[Line] | None,

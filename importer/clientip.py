@@ -8,7 +8,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import compress
 
 from parsers.base import LogRecord, remember
 
@@ -99,13 +100,25 @@ class ClientIpResolver:
 
     def resolve(self, record: LogRecord) -> str:
         """The address to send; raises BadAddress with the reason."""
-        key = (record.client_ip, record.xff) if self.from_xff else record.client_ip
+        return self.address(record.client_ip, record.xff)
+
+    def own(self, clients: Iterable[str | None]) -> list[str]:
+        """Those of these logged clients that `address` gives back as they are, whatever the
+        X-Forwarded-For: canonical IPv4 addresses, when it is not read."""
+        if self.from_xff:
+            return []
+        texts = [client for client in clients if client]
+        return list(compress(texts, map(_CANONICAL_IPV4.fullmatch, texts)))
+
+    def address(self, client_ip: str | None, xff: str | None) -> str:
+        """`resolve` of a record with this client and X-Forwarded-For."""
+        key = (client_ip, xff) if self.from_xff else client_ip
         found = self._cache.get(key)
         if found is None:
             if not self.from_xff and key and _CANONICAL_IPV4.fullmatch(key):
                 return key  # its own answer, cheaper to see than to remember
             try:
-                found = (True, self._pick(record))
+                found = (True, self._pick(client_ip, xff))
             except BadAddress as exc:
                 found = (False, str(exc))
             remember(self._cache, key, found)
@@ -113,13 +126,12 @@ class ClientIpResolver:
             raise BadAddress(found[1])
         return found[1]
 
-    def _pick(self, record: LogRecord) -> str:
-        peer = record.client_ip
+    def _pick(self, peer: str | None, xff: str | None) -> str:
         if not self.from_xff:
             if not peer:
                 raise BadAddress("no client address")
             return clean_address(peer)
-        chain = [hop for hop in (record.xff or "").split(",") if hop.strip()]
+        chain = [hop for hop in (xff or "").split(",") if hop.strip()]
         if not chain:
             if not peer:
                 raise BadAddress("no client address and no X-Forwarded-For")

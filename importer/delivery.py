@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
@@ -475,6 +475,15 @@ class DryRunSink:
         self.counters.dry_run += 1
         if self.output is not None:
             self.output.write(event.to_json_line() + "\n")
+
+    def submit_all(self, events: Iterable[Event], count: int) -> None:
+        """`submit` each of `count` events; without --output they are only counted, and
+        `events` (which may make them as it goes) is left unread."""
+        if self.output is None:
+            self.counters.dry_run += count
+            return
+        for event in events:
+            self.submit(event)
 
     def stop(self) -> None:
         """Nothing is in flight in a dry run."""

@@ -14,8 +14,9 @@ is added in the main process in chunk order, so totals and `--explain` samples c
 serial run's; malformed lines come back whole, to be counted and written to --rejects in order.
 Events come back as columns of values (pickling the dataclasses costs ~10x more), with their
 line numbers and offsets, for the checkpoint. Before that, a worker's sieve (importer/bulk.py)
-counts the lines of a chunk that a filter rule surely drops, from columns; `_examine` sees the
-others.
+counts the lines of a chunk that a filter rule surely drops, from columns, and the lines every
+filter lets through become candidates column by column (importer/bulkevents.py) where they
+quietly can; `_examine` sees the others.
 
 A chunk holds about a MiB of whole lines. The parser of each file is made in each worker from
 the same first lines the main process detected it on; header lines (`#Fields:`) seen in earlier
@@ -31,9 +32,10 @@ import os
 import queue
 import signal
 import traceback
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from functools import partial
 from itertools import compress, repeat
 from operator import add, attrgetter
 from typing import TYPE_CHECKING, NamedTuple
@@ -41,9 +43,10 @@ from typing import TYPE_CHECKING, NamedTuple
 from parsers.base import ParseError, Parser, SkipLine
 
 from .bulk import Sieve
+from .bulkevents import EventColumns
 from .events import Event, Origin
 from .sources import CHUNK_SIZE, Chunk, Line, Source
-from .summary import MALFORMED_SHOWN, Counters
+from .summary import MALFORMED_SHOWN, difference, merge, snapshot
 
 if TYPE_CHECKING:
     from .cursor import Cursor
@@ -264,7 +267,7 @@ class Workers:
         pipeline = self.pipeline
         counters = pipeline.counters
         with counters.lock:  # sink threads update the counters too
-            _merge(counters, delta)
+            merge(counters, delta)
         before = self._lineno  # lines before the chunk: its line numbers start at 1
         self._lineno += lines
         for number, text, reason, explained in malformed:
@@ -298,8 +301,13 @@ class Workers:
             columns = [tuple(compress(column, new)) for column in columns]
             numbers = list(compress(numbers, new))
         pipeline.counters.events += len(numbers)
-        submit = pipeline.sink.submit
-        for event in _events(name, columns, numbers):
+        sink, events = pipeline.sink, _events(name, columns, numbers)
+        submit_all = getattr(sink, "submit_all", None)  # a sink may take them at once
+        if submit_all is not None:
+            submit_all(events, len(numbers))
+            return
+        submit = sink.submit
+        for event in events:
             submit(event)
 
 
@@ -320,6 +328,8 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
     kinds = _Learning(_classifier(), news, results, me)
     current, parser, file = 0, None, _PlainFile()
     sieve = Sieve.of(pipeline.filters, pipeline.counters.explain)
+    events = EventColumns.of(pipeline.builder, pipeline.checkpoint, pipeline.prepare) \
+        if sieve is not None and sieve.complete else None
     while True:
         task = tasks.get()
         if task is None:
@@ -342,7 +352,7 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
             for text in headers:  # the columns in force where this chunk starts
                 with contextlib.suppress(ParseError, SkipLine, ValueError):
                     parser.parse(text)
-            examined = _examine_chunk(pipeline, parser, info, chunk, malformed, sieve)
+            examined = _examine_chunk(pipeline, parser, info, chunk, malformed, sieve, events)
             kinds.publish()
             results.put((seq, *examined))
         except BaseException:  # noqa: BLE001 - any failure must reach the main process
@@ -428,19 +438,23 @@ class _Learning:
 
 
 def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk,
-                   malformed: _Malformed, sieve: Sieve | None) -> tuple:
-    """A chunk's lines: those the sieve decides counted at once, the others examined one by
-    one (with where each begins); (candidates as columns, counter delta, malformed lines,
+                   malformed: _Malformed, sieve: Sieve | None,
+                   events: EventColumns | None = None) -> tuple:
+    """A chunk's lines: those the sieve decides counted at once, those every filter let
+    through made into events together (`events`) where they can be, the others examined one
+    by one (with where each begins); (candidates as columns, counter delta, malformed lines,
     lines)."""
     counters = pipeline.counters
-    before = _snapshot(counters)
+    before = snapshot(counters)
     source = Source(info.name, None)
     examine, keyed, texts = pipeline._examine, info.keyed, info.texts
     interned: dict = {}  # repeated strings and header lines pickle once per chunk
     intern = interned.setdefault
     candidates = []
+    made = None
     if sieve is not None:
-        lines, left = sieve.lines(chunk, parser, counters.filtered)
+        make = None if events is None else partial(events.make, keyed=keyed)
+        lines, left, made = sieve.split(chunk, parser, counters.filtered, make)
     else:
         lines, left = None, _streamed(chunk)
     line = None
@@ -450,16 +464,32 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
             event, key, _ = found
             event.user_agent = intern(event.user_agent, event.user_agent)
             event.ip = intern(event.ip, event.ip)
-            wire = event.wire
-            if wire is not None:  # its header lines repeat as much as user agents and IPs do
-                wire = (wire[0], [intern(h, h) for h in wire[1]])
-            candidates.append((*_event_values(event), wire, line.lineno, begin, line.end, key,
-                               line.text if texts else None))
+            candidates.append((*_event_values(event), event.wire, line.lineno, begin, line.end,
+                               key, line.text if texts else None))
     if lines is None:
         lines = 0 if line is None else line.lineno - chunk.lineno
     counters.lines_read += lines
-    columns = list(zip(*candidates, strict=True))
-    return columns, _delta(before, counters), malformed.take(), lines
+    columns = [list(column) for column in zip(*candidates, strict=True)]
+    if made is not None:
+        columns = _together(made, columns, texts)
+    wires = columns[_WIRE] if columns else ()
+    for i, wire in enumerate(wires):  # its header lines repeat as much as user agents do
+        if wire is not None:
+            wires[i] = (wire[0], [intern(h, h) for h in wire[1]])
+    return columns, difference(before, counters), malformed.take(), lines
+
+
+def _together(made: tuple, columns: list[list], texts: bool) -> list[list]:
+    """The candidates' columns of the events made together (`Sieve.split`'s `made`) and of
+    those examined one by one, in line order."""
+    numbers, begins, ends, lines, (*values, wires, keys) = made
+    own = [*values, wires, numbers, begins, ends, keys,
+           lines if texts else [None] * len(numbers)]
+    if not columns:
+        return own
+    joined = [mine + theirs for mine, theirs in zip(own, columns, strict=True)]
+    order = sorted(range(len(joined[_NUMBER])), key=joined[_NUMBER].__getitem__)
+    return [list(map(column.__getitem__, order)) for column in joined]
 
 
 def _streamed(chunk: Chunk) -> Iterator[tuple[Line, int, None]]:
@@ -490,59 +520,6 @@ class _Malformed:
     def take(self) -> list[tuple[int, str, str, str | None]]:
         lines, self.lines, self.explained = self.lines, [], 0
         return lines
-
-
-# -- counters: what a worker counted, as a difference, added in the main process ------------
-
-def _snapshot(counters: Counters) -> dict:
-    state = {}
-    for f in fields(counters):
-        value = getattr(counters, f.name)
-        if isinstance(value, Counter):
-            state[f.name] = value.copy()
-        elif isinstance(value, bool):
-            continue
-        elif isinstance(value, int | float):
-            state[f.name] = value
-        elif isinstance(value, list):
-            state[f.name] = len(value)
-        elif isinstance(value, dict):  # {key: list of samples}
-            state[f.name] = {k: len(v) for k, v in value.items()}
-    return state
-
-
-def _delta(before: dict, counters: Counters) -> dict:
-    delta = {}
-    for name, old in before.items():
-        value = getattr(counters, name)
-        if isinstance(value, Counter):
-            changed = value - old
-        elif isinstance(value, list):
-            changed = value[old:]
-        elif isinstance(value, dict):
-            changed = {k: v[old.get(k, 0):] for k, v in value.items() if len(v) > old.get(k, 0)}
-        else:
-            changed = value - old
-        if changed:
-            delta[name] = changed
-    return delta
-
-
-def _merge(counters: Counters, delta: dict) -> None:
-    """Add a worker's counts as if counted here, after what was counted so far: samples per
-    filter reason keep their first `explain` entries, as `Counters.filter` keeps them."""
-    for name, change in delta.items():
-        value = getattr(counters, name)
-        if isinstance(value, Counter):
-            value.update(change)
-        elif isinstance(value, list):
-            value.extend(change)
-        elif isinstance(value, dict):
-            for key, items in change.items():
-                samples = value.setdefault(key, [])
-                samples.extend(items[:max(counters.explain - len(samples), 0)])
-        else:
-            setattr(counters, name, value + change)
 
 
 # -- header lines (W3C, CloudFront): their latest version is replayed before each chunk -------

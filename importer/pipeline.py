@@ -36,6 +36,9 @@ class Sink(Protocol):
 
     def submit(self, event: Event) -> None: ...
 
+    # Optional, where events are deduped a chunk at a time: `submit_all(events, count)`,
+    # `submit` of each of `count` events, which `events` may make only as they are read.
+
     def stop(self) -> None:
         """Ctrl-C / SIGTERM / a fatal answer: give up what is not yet final, soon."""
 

@@ -20,6 +20,8 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from operator import lt
 
 KEY_BYTES = 16  # state.event_key's digest size
 STRIDE = 64  # keys per entry of a run's in-memory time index
@@ -73,6 +75,12 @@ class RunKeys:
         newer than every key needs one dict lookup only."""
         recent = self.recent
         floor = max(floor, self.latest)
+        if None not in whens and all(map(partial(lt, floor), whens)) and recent.keys().isdisjoint(
+                keys) and len(set(keys)) == len(keys):  # the usual: all new, none looked for
+            recent.update(zip(keys, whens, strict=True))
+            if len(recent) >= self.limit:
+                self.spill()
+            return {}
         found: dict[int, str] = {}
         for i, (key, when) in enumerate(zip(keys, whens, strict=True)):
             if key in recent:

@@ -54,7 +54,9 @@ import sqlite3
 import struct
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import urlsplit
 
 from parsers.base import LogRecord
@@ -119,16 +121,27 @@ def event_hasher(secret: bytes) -> hashlib.blake2b:
 def event_key(record: LogRecord, hasher: hashlib.blake2b) -> bytes:
     """What makes two log lines the same event: same time, client, user agent, method, target,
     status, size and virtual host. Keyed, so the state file reveals none of them."""
+    return _key(hasher, record.time, record.client_ip, record.user_agent, record.method,
+                record.uri, record.status, record.bytes_sent, record.host, record.xff)
+
+
+def _key(hasher: hashlib.blake2b, time, client_ip, user_agent, method, uri, status, bytes_sent,
+         host, xff) -> bytes:
+    """`event_key` of a record with these fields."""
     h = hasher.copy()
-    h.update(f"{record.time}\0{record.client_ip}\0{record.user_agent}\0{record.method}\0"
-             f"{record.uri}\0{record.status}\0{record.bytes_sent}\0{record.host}"
-             .encode("utf-8", "surrogateescape"))
-    if record.xff is not None:
+    h.update(f"{time}\0{client_ip}\0{user_agent}\0{method}\0{uri}\0{status}\0{bytes_sent}\0"
+             f"{host}".encode("utf-8", "surrogateescape"))
+    if xff is not None:
         # Behind a proxy the logged client is the proxy: two visitors on the same page in the
         # same second differ only here. Hashed only when logged, so keys of logs without it
         # stay what earlier runs stored.
-        h.update(f"\0{record.xff}".encode("utf-8", "surrogateescape"))
+        h.update(f"\0{xff}".encode("utf-8", "surrogateescape"))
     return h.digest()
+
+
+# The record fields an event's key is made of, in `_key`'s order (see Checkpoint.keys_of).
+KEY_FIELDS = ("time", "client_ip", "user_agent", "method", "uri", "status", "bytes_sent",
+              "host", "xff")
 
 
 class _Journal:
@@ -342,6 +355,10 @@ class Checkpoint:
 
     def key(self, record: LogRecord) -> bytes:
         return event_key(record, self._hasher)
+
+    def keys_of(self, columns: Sequence[Sequence]) -> list[bytes]:
+        """`key` of many records at once, from a column of each of KEY_FIELDS."""
+        return list(map(partial(_key, self._hasher), *columns))
 
     def seen_in(self, key: bytes) -> int | None:
         """The file a recorded event came from (0 for standard input); None if unknown."""

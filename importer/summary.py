@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 MALFORMED_SHOWN = 5
 UNMAPPED_SHOWN = 10  # in the text summary; the JSON lists up to 100
@@ -132,3 +132,56 @@ class Counters:
             lines.extend("  " + s for s in samples)
         lines.extend("warning: " + w for w in self.warnings)
         return "\n".join(lines)
+
+
+# -- what a parse worker counted, as a difference, added in the main process (parallel.py) --
+
+def snapshot(counters: Counters) -> dict:
+    state = {}
+    for f in fields(counters):
+        value = getattr(counters, f.name)
+        if isinstance(value, Counter):
+            state[f.name] = value.copy()
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int | float):
+            state[f.name] = value
+        elif isinstance(value, list):
+            state[f.name] = len(value)
+        elif isinstance(value, dict):  # {key: list of samples}
+            state[f.name] = {k: len(v) for k, v in value.items()}
+    return state
+
+
+def difference(before: dict, counters: Counters) -> dict:
+    delta = {}
+    for name, old in before.items():
+        value = getattr(counters, name)
+        if isinstance(value, Counter):
+            changed = value - old
+        elif isinstance(value, list):
+            changed = value[old:]
+        elif isinstance(value, dict):
+            changed = {k: v[old.get(k, 0):] for k, v in value.items() if len(v) > old.get(k, 0)}
+        else:
+            changed = value - old
+        if changed:
+            delta[name] = changed
+    return delta
+
+
+def merge(counters: Counters, delta: dict) -> None:
+    """Add a worker's counts as if counted here, after what was counted so far: samples per
+    filter reason keep their first `explain` entries, as `Counters.filter` keeps them."""
+    for name, change in delta.items():
+        value = getattr(counters, name)
+        if isinstance(value, Counter):
+            value.update(change)
+        elif isinstance(value, list):
+            value.extend(change)
+        elif isinstance(value, dict):
+            for key, items in change.items():
+                samples = value.setdefault(key, [])
+                samples.extend(items[:max(counters.explain - len(samples), 0)])
+        else:
+            setattr(counters, name, value + change)

@@ -109,6 +109,26 @@ class EventBuilder:
         return Event(name, url, domain, ip, record.user_agent or "", record.time, referrer, props,
                      origin)
 
+    def page(self, uri: str | None, host: str | None, scheme: str | None
+             ) -> tuple[str, str, str] | None:
+        """`build`'s (domain, page URL, target) of a logged target, host and scheme; None
+        where `build` raises MalformedRecord or notes a cut URL (then without noting it: a
+        build of the line does both)."""
+        page = self._pages.get((uri, host, scheme))
+        if page is not None or not uri:
+            return page
+        notes, cut = self.notes, self.notes["url_truncated"]
+        try:
+            page = self._page(uri, host, scheme)
+        except MalformedRecord:  # raised before anything is noted
+            return None
+        if notes["url_truncated"] != cut:
+            notes["url_truncated"] = cut
+            if not cut:
+                del notes["url_truncated"]
+            return None
+        return page
+
     def _page(self, uri: str, logged_host: str | None, scheme: str | None
               ) -> tuple[str, str, str]:
         """(domain, page URL, target) of a logged target, host and scheme. The same pages come

@@ -52,6 +52,17 @@ class Table:
                     for item in items]
         return list(map(itemgetter(source), items))
 
+    def raws(self, sources: Sequence[int], where: Sequence[int] | None = None
+             ) -> list[list[str]]:
+        """`raw` of each of these sources, splitting the rest of each row once for all."""
+        cut = self.cut
+        if cut is None or sum(source >= cut for source in sources) < 2:
+            return [self.raw(source, where) for source in sources]
+        items = self.items if where is None else list(map(self.items.__getitem__, where))
+        rests = [item[cut].split(self.separator, max(sources) - cut + 1) for item in items]
+        return [list(map(itemgetter(source), items)) if source < cut
+                else list(map(itemgetter(source - cut), rests)) for source in sources]
+
     def checked(self, field: str) -> bool:
         """Whether `checks` covers `field`: its conversion, or its parts' (a parser that
         checks a field by parts names them all)."""

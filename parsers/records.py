@@ -174,6 +174,8 @@ def compile_field(setters: Sequence[Setter], target: str
     if len(used) == 1 and made_of == (target,) and target not in DASHED:
         convert = setters[used[0]][1]  # the field is its value, converted: no record needed
         return used, _identity if convert is None else convert
+    if len(used) == 1 and setters[used[0]] == (target, None) and target in DASHED:
+        return used, _dash  # as the builder's statement for it: no record needed
     build, value = compile_builder([setters[i] for i in used], frozenset()), attrgetter(target)
     return used, lambda *values: value(build(values))
 

@@ -9,7 +9,7 @@ import calendar
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from .base import remember
+from .base import CACHE_LIMIT, remember
 
 MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
@@ -54,16 +54,22 @@ class TimeParser:
         if value is not None:
             return value
         t = text.strip("[]")
-        seconds = t[18:20]
-        if t[17:18] == ":" and seconds.isdecimal() and t[20:21] in ("", " "):
-            minute = t[:18] + "00" + t[20:]
+        second = _SECONDS.get(t[18:20])
+        if second is None and t[18:20].isdecimal():
+            second = int(t[18:20])
+        if second is not None and t[17:18] == ":" and t[20:21] in ("", " "):
+            minute = t[:17] + t[20:]  # the stamp without its seconds
             value = self._minutes.get(minute)
             if value is None:
-                value = remember(self._minutes, minute, self._parse_clf(minute))
-            value += int(seconds)
+                value = remember(self._minutes, minute, self._parse_clf(t[:18] + "00" + t[20:]))
+            value += second
         else:
             value = self._cached(text, self._parse_clf)
-        return remember(self.clf_stamps, text, value)
+        stamps = self.clf_stamps
+        if len(stamps) >= CACHE_LIMIT:  # `remember`, inline: most stamps are new
+            stamps.clear()
+        stamps[text] = value
+        return value
 
     def _parse_clf(self, text: str) -> float:
         t = text.strip("[]")

@@ -119,6 +119,17 @@ def compile_columns(names: list[str], escaping: str, keep: frozenset[str] | None
                    _builder(plan, path, extra_names, extra_values))
 
 
+def _column_value(convert: Convert) -> Callable[[str], object]:
+    """What `_builder` makes of a column converted by `convert`, as a function of its text."""
+    if convert is int_or_none:  # "-" and "" are not numbers either
+        return int_or_none
+    if convert is None:
+        return lambda v: None if not v or v == "-" else v
+    if convert is _url_decoded:
+        return lambda v: None if not v or v == "-" else convert(v) if "%" in v else v
+    return lambda v: None if not v or v == "-" else convert(v)
+
+
 def _builder(plan: tuple[tuple[int, str, Convert], ...],
              path: tuple[int, int | None, Convert] | None, extra_names: tuple[str, ...],
              extra_values: Callable[[list[str]], tuple[str, ...]]
@@ -306,6 +317,8 @@ class ColumnParser(Parser):
             i for i in (path or ())[:2] if i is not None)
         if not sources:
             return None
+        if path is None and len(plan) == 1:  # one column: no record needed
+            return Derived(sources, _column_value(plan[0][2]))
         at = {column: position for position, column in enumerate(sources)}
         if path is not None:
             stem, query, convert = path

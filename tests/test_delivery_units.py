@@ -1,17 +1,20 @@
 """The delivery engine's parts on their own: retries, rate and pace, order, drops, headers."""
 from __future__ import annotations
 
+import io
 import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 
-from importer.delivery import PLAUSIBLE_CLOUD_RATE, base_url, default_rate
+from importer.delivery import PLAUSIBLE_CLOUD_RATE, DryRunSink, base_url, default_rate
 from importer.drops import WINDOW, DropMonitor
+from importer.events import Event
 from importer.ordering import VisitorQueues
 from importer.ratelimit import UNLIMITED, Pace, Throughput, TokenBucket
 from importer.retry import RetryPolicy, Verdict, classify, parse_retry_after
+from importer.summary import Counters
 from importer.transport import Response, header_lines
 
 
@@ -188,3 +191,24 @@ def test_base_url_and_default_rate():
     assert default_rate("https://eu.plausible.io") == PLAUSIBLE_CLOUD_RATE
     assert default_rate("https://plausible.example.com") == UNLIMITED
     assert default_rate("https://notplausible.io") == UNLIMITED
+
+
+def test_a_dry_run_takes_events_at_once_as_one_by_one():
+    """Without --output, `submit_all` counts them and makes none; with it, each is written as
+    `submit` writes it."""
+    made = []
+
+    def events():
+        for n in range(3):
+            made.append(n)
+            yield Event("pageview", f"https://example.com/{n}", "example.com", "192.0.2.1",
+                        "UA", 1700000000.0 + n)
+
+    quiet = DryRunSink(Counters())
+    quiet.submit_all(events(), 3)
+    assert quiet.counters.dry_run == 3 and made == []
+    one, batch = DryRunSink(Counters(), io.StringIO()), DryRunSink(Counters(), io.StringIO())
+    for event in events():
+        one.submit(event)
+    batch.submit_all(events(), 3)
+    assert batch.output.getvalue() == one.output.getvalue() and batch.counters.dry_run == 3

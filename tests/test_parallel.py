@@ -23,7 +23,7 @@ from importer.filters import FilterChain
 from importer.pipeline import Pipeline
 from importer.sources import Chunk, open_source
 from importer.state import SENT, UNDELIVERED, Checkpoint
-from importer.summary import Counters
+from importer.summary import Counters, difference, merge, snapshot
 from importer.transform import EventBuilder
 from tests.bench.genlog import CF_FIELDS, generate
 
@@ -252,13 +252,13 @@ def test_counter_differences_merge_like_counting_in_place():
     worker, main = Counters(explain=2), Counters(explain=2)
     main.filter("asset", "line 0")
     worker.warn("before the snapshot")
-    before = parallel._snapshot(worker)
+    before = snapshot(worker)
     for n in range(1, 4):
         worker.filter("asset", f"line {n}")
     worker.notes["invalid_utf8"] += 2
     worker.lines_read += 7
     worker.warn("a warning")
-    parallel._merge(main, parallel._delta(before, worker))
+    merge(main, difference(before, worker))
     assert main.filtered == Counter(asset=4)
     assert main.filter_samples == {"asset": ["line 0", "line 1"]}
     assert main.notes == Counter(invalid_utf8=2) and main.lines_read == 7
@@ -395,7 +395,7 @@ import gzip, os, sys
 from importer import parallel
 from importer.filters import FilterChain
 from importer.pipeline import Pipeline
-from importer.summary import Counters
+from importer.summary import Counters, difference, merge, snapshot
 from importer.transform import EventBuilder
 from tests.test_parallel import Recorder
 

@@ -103,3 +103,32 @@ def test_add_new_in_batches_answers_as_knows_then_add(seed):
     assert len(asked) < len(stream)
     one.close()
     batched.close()
+
+
+def test_add_new_of_keys_newer_than_all_adds_them_at_once():
+    """The usual batch (new keys, each newer than every spilled key and the floor) is added
+    whole; a repeat within it or of an earlier batch, or a time not newer, is answered one by
+    one as before."""
+    rng = random.Random(9)
+
+    def never(key: bytes, when: float | None) -> str | None:
+        raise AssertionError("asked about an event newer than all")
+
+    keys = RunKeys(limit=50)
+    batches = [[(rng.randbytes(16), 1000.0 + 40 * b + i) for i in range(40)] for b in range(4)]
+    for batch in batches[:2]:  # the second spills
+        assert keys.add_new(*zip(*batch, strict=True), "known", never, -math.inf) == {}
+    assert keys.runs
+    repeat_earlier, repeat_within = batches[2][:], batches[3][:]
+    repeat_earlier[5] = batches[0][3]
+    repeat_within[7] = repeat_within[2]
+    assert keys.add_new(*zip(*repeat_earlier, strict=True), "known", lambda k, w: None,
+                        -math.inf) == {5: "known"}
+    assert keys.add_new(*zip(*repeat_within, strict=True), "known", never, -math.inf) == {
+        7: "known"}
+    assert keys.add_new([rng.randbytes(16)], [1.0], "known", lambda k, w: "recorded",
+                        -math.inf) == {0: "recorded"}  # older than the spilled keys
+    sent = [*batches[:2], repeat_earlier, repeat_within]
+    assert all(keys.knows(key, when) for batch in sent for key, when in batch)
+    assert not keys.knows(*batches[2][5])
+    keys.close()
