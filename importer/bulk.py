@@ -55,6 +55,7 @@ class Sieve:
         # and its record is made from its row (Parser.record).
         self.complete = complete
         self._eager = tuple(step.field for step in takewhile(attrgetter("eager"), steps))
+        self._fields = tuple(dict.fromkeys(step.field for step in steps))
         self._ids: dict[str, int] = {}  # reason -> its number in a verdict
         self._reasons: list[str] = []
         self._verdicts: dict[tuple[int, Derived], dict] = {}  # (position, field) -> cache
@@ -94,7 +95,7 @@ class Sieve:
         those that every filter lets through, if the steps are all the filters), or None if
         the parser cannot read these lines as a table. `skip`: lines to leave anyway;
         `data`: the lines' bytes, if at hand (Parser.table)."""
-        table = parser.table(texts, data)
+        table = parser.table(texts, data, self._fields)
         if table is None:
             return None
         keep = self._convertible(table)
@@ -139,7 +140,13 @@ class Sieve:
             derived = table.derive(field)
             if derived is None:
                 continue
-            indices, keys = table.encoded(derived.sources)
+            where = None  # the rows whose values are tested here: all but those sure in C
+            surely = table.surely(derived)
+            if surely is not None:
+                where = np.flatnonzero(~surely)
+                if not len(where):
+                    continue
+            indices, keys = table.encoded(derived.sources, where)
             valid = self._cache(self._valid, derived, set)
             missing = [key for key in keys if key not in valid]
             if not missing:
@@ -158,8 +165,8 @@ class Sieve:
                 else:
                     valid.add(key)
             if bad:
-                failing = np.fromiter(map(bad.__contains__, keys), bool, len(keys))
-                keep &= ~failing[indices]
+                failing = np.fromiter(map(bad.__contains__, keys), bool, len(keys))[indices]
+                keep[failing if where is None else where[failing]] = False
         return keep
 
     def _lazy(self, plan: Sequence[Step], start: int, table: Table,

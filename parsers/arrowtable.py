@@ -154,16 +154,24 @@ def joined(texts: list[str], data: bytes | None) -> bytes:
 
 def read(layout: Layout, texts: list[str], data: bytes,
          derive: Callable[[str], Derived | None], checks: tuple[str, ...],
-         item: Callable[[int], object] | None = None) -> ArrowTable | None:
+         item: Callable[[int], object] | None = None, only: set[int] | None = None
+         ) -> ArrowTable | None:
     """The table of the lines (`texts`, `data` their bytes apart by newlines) that are
     exactly the layout's (see ArrowTable for `item`); None if pyarrow cannot read them as
-    its columns, a row to a line."""
+    its columns, a row to a line. `only`: the sources to read, if not all (a format without
+    quoting: the reader converts only their columns)."""
     ascii_only = data.isascii()
-    found = _split(layout, texts, data, ascii_only)
+    places = {source: place for source, place in layout.places.items()
+              if only is None or source in only}
+    found = _split(layout, texts, data, ascii_only,
+                   None if only is None else {p.first for p in places.values()})
     if found is None:
         return None
     buf, ends, rows, columns = found
-    ok = _exact(layout, buf, ends, rows, columns)
+    if layout.quoted is None:  # an empty line may make a row (of empty columns)
+        ok = ends[rows] > np.concatenate(([0], ends[:-1] + 1))[rows]
+    else:
+        ok = _exact(layout, buf, ends, rows, [columns[i] for i in range(len(columns))])
     for byte in layout.refuse:
         if bytes((byte,)) in data:
             bad = np.zeros(len(texts) + 1, bool)
@@ -172,21 +180,23 @@ def read(layout: Layout, texts: list[str], data: bytes,
     for i, literal in layout.literals.items():
         ok &= _equals(columns[i], literal)
     sources = {}
-    for source, place in layout.places.items():
-        parts = columns[place.first:place.first + place.count]
+    for source, place in places.items():
+        parts = [columns[i] for i in range(place.first, place.first + place.count)]
         array = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(
             *parts, _repeated(layout.delimiter, len(rows)))
         sources[source] = Source(array, len(place.prefix), len(place.suffix))
         if place.regex is not None and not (place.free and ascii_only):
             ok &= _fitting(layout, source, place, array, ascii_only)
     at = None if ok.all() else np.flatnonzero(ok)
-    return ArrowTable(rows if at is None else rows[at], sources, derive, checks, item, at)
+    return ArrowTable(rows if at is None else rows[at], sources, derive, checks, item, at,
+                      ascii_only=ascii_only)
 
 
-def _split(layout: Layout, texts: list[str], data: bytes, ascii_only: bool
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[pa.Array]] | None:
+def _split(layout: Layout, texts: list[str], data: bytes, ascii_only: bool,
+           wanted: set[int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict] | None:
     """The bytes, where each line ends, the lines of the layout's number of columns and
-    those columns (pyarrow's CSV reader); None where its rows are not the lines."""
+    those columns (pyarrow's CSV reader; the `wanted` ones, if not all: column -> array);
+    None where its rows are not the lines."""
     count = len(texts)
     if count < FEW or b"\r" in data:  # pyarrow ends a row at a CR too
         return None
@@ -209,7 +219,8 @@ def _split(layout: Layout, texts: list[str], data: bytes, ascii_only: bool
                 invalid_row_handler=lambda row: skipped.append(row.text) or "skip"),
             csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
                                check_utf8=not ascii_only, strings_can_be_null=False,
-                               quoted_strings_can_be_null=False))
+                               quoted_strings_can_be_null=False, include_columns=None
+                               if wanted is None else [names[i] for i in sorted(wanted)]))
     except (pa.ArrowInvalid, ValueError):
         return None
     # A row is a line, but for a quote that runs on to the next line and an empty line that
@@ -227,20 +238,20 @@ def _split(layout: Layout, texts: list[str], data: bytes, ascii_only: bool
         except ValueError:
             return None
         rows = np.delete(rows, lines)
-    return buf, ends, rows, [table.column(i).combine_chunks() for i in range(len(names))]
+    return buf, ends, rows, {int(name): table.column(name).combine_chunks()
+                             for name in table.column_names}
 
 
 def _exact(layout: Layout, buf: np.ndarray, ends: np.ndarray, rows: np.ndarray,
            columns: list[pa.Array]) -> np.ndarray:
-    """Per row: whether its line is its columns as the layout writes them. Without quoting,
-    the reader splits on every delimiter: the length adds up. With quoting, the delimiters
-    and quotes must also be where the layout puts them, and no other quote in the line, so
-    what the reader split off is what the format's literals are; and no unquoted column is
-    empty (the regex's `\\s+` would take two delimiters as one)."""
+    """Per row of a format with quoting: whether its line is its columns as the layout
+    writes them: the length adds up, the delimiters and quotes are where the layout puts
+    them and no other quote is in the line, so what the reader split off is what the
+    format's literals are; and no unquoted column is empty (the regex's `\\s+` would take
+    two delimiters as one). (Without quoting, the reader splits on every delimiter: a row
+    of the right number of columns is the line's split, but for an empty line.)"""
     lengths = np.diff(np.stack([_offsets(column) for column in columns]), axis=1)
     starts = np.concatenate(([0], ends[:-1] + 1))[rows]
-    if layout.quoted is None:
-        return ends[rows] - starts == lengths.sum(axis=0) + len(columns) - 1
     quoted = np.array(layout.quoted)
     widths = lengths + 2 * quoted[:, None]  # as written
     after = np.cumsum(widths + 1, axis=0) - 1  # where the delimiter after each one is
@@ -362,9 +373,10 @@ class ArrowTable(Table):
     def __init__(self, rows: np.ndarray, sources: dict[int, Source],
                  derive: Callable[[str], Derived | None], checks: tuple[str, ...],
                  item: Callable[[int], object] | None = None, at: np.ndarray | None = None,
-                 encodings: dict | None = None) -> None:
+                 encodings: dict | None = None, ascii_only: bool = False) -> None:
+        """`ascii_only`: the lines are ASCII (a test that is a regex may then run in C)."""
         super().__init__(rows, derive, checks)
-        self.sources, self.item, self.at = sources, item, at
+        self.sources, self.item, self.at, self.ascii_only = sources, item, at, ascii_only
         self._encodings = {} if encodings is None else encodings  # of all the columns' rows
 
     def _positions(self, where: Sequence[int] | np.ndarray | None) -> np.ndarray | None:
@@ -382,6 +394,9 @@ class ArrowTable(Table):
         return found
 
     def raw(self, source: int, where: Sequence[int] | None = None) -> list[str]:
+        if source not in self.sources:  # a column not read: from the rows' items
+            rows = self.rows if where is None else self.rows[np.asarray(where, np.intp)]
+            return [self.item(row)[source] for row in rows.tolist()]
         positions = self._positions(where)
         found = self._encodings.get((source,))
         column = self.sources[source]
@@ -392,6 +407,22 @@ class ArrowTable(Table):
         if positions is not None:
             indices = indices[positions]
         return list(map(texts.__getitem__, indices.tolist()))
+
+    def surely(self, derived: Derived) -> np.ndarray | None:
+        """A `sure` that is a regex's fullmatch, on a source read as it is, on ASCII lines:
+        by RE2, which matches what `re` matches there."""
+        regex = getattr(derived.sure, "__self__", None)
+        if not (self.ascii_only and isinstance(regex, re.Pattern) and len(derived.sources) == 1
+                and not regex.flags & ~(re.ASCII | re.UNICODE)):
+            return None
+        source = self.sources[derived.sources[0]]
+        if source.prefix or source.suffix:
+            return None
+        try:
+            found = _bools(pc.match_substring_regex(source.array, f"^(?:{regex.pattern})$"))
+        except pa.ArrowInvalid:
+            return None
+        return found if self.at is None else found[self.at]
 
     def encoded(self, sources: tuple[int, ...], where: np.ndarray | None = None) -> Encoded:
         indices, values = self._encoding(sources)
@@ -413,4 +444,4 @@ class ArrowTable(Table):
     def select(self, keep: np.ndarray) -> ArrowTable:
         at = np.flatnonzero(keep) if self.at is None else self.at[keep]
         return ArrowTable(self.rows[keep], self.sources, self.derive, self.checks, self.item,
-                          at, self._encodings)
+                          at, self._encodings, self.ascii_only)

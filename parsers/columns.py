@@ -62,6 +62,11 @@ class Table:
         """The items `Parser.record` makes a record of, of the rows at these positions."""
         raise NotImplementedError
 
+    def surely(self, derived: Derived) -> np.ndarray | None:
+        """Per row, `derived.sure` of its value, if the table can test it faster than once
+        per distinct value; else None."""
+        return None
+
     def select(self, keep: np.ndarray) -> Table:
         """The table of the rows where `keep` (a bool per row) is true."""
         raise NotImplementedError

@@ -9,7 +9,7 @@ per format.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import arrowtable
@@ -283,7 +283,8 @@ class FormatParser(Parser):
     def keep_fields(self, names: frozenset[str]) -> None:
         self._build = compile_builder(self._setters, names)
 
-    def table(self, texts: list[str], data: bytes | None = None) -> Table:
+    def table(self, texts: list[str], data: bytes | None = None,
+              fields: Sequence[str] = ()) -> Table:
         """The lines the plain regex matches, but those with a backslash (escapes: the
         regex that reads them may split them differently); a row's item is its groups,
         source i + 1 being field i's text. Read as columns where the format's lines are

@@ -10,6 +10,7 @@ values themselves: a URL is the referrer, a host name the host, anything else th
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from .base import LogRecord
 from .formatstring import (
@@ -102,7 +103,8 @@ class HAProxyParser(FormatParser):
     def keep_fields(self, names: frozenset[str]) -> None:
         super().keep_fields(names | {REQUEST_CAPTURES})  # parse() reads them
 
-    def table(self, texts: list[str], data: bytes | None = None) -> None:
+    def table(self, texts: list[str], data: bytes | None = None,
+              fields: Sequence[str] = ()) -> None:
         """None: `parse` reads more than the format's columns (a syslog header, escapes, the
         captured headers), so columns would not say what it makes of a line."""
         return None

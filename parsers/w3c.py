@@ -252,10 +252,12 @@ class ColumnParser(Parser):
             return lambda values: times.w3c(values[date], values[time])
         return None
 
-    def table(self, texts: list[str], data: bytes | None = None) -> Table | None:
+    def table(self, texts: list[str], data: bytes | None = None, fields: Sequence[str] = ()
+              ) -> Table | None:
         """Lines of the expected number of columns, a row's item being its columns (read in
-        C by parsers/arrowtable.py where a separator parts them); None for lines with a
-        header among them, or after a header not of this format."""
+        C by parsers/arrowtable.py where a separator parts them, only the columns of
+        `fields` and the checks); None for lines with a header among them, or after a
+        header not of this format."""
         blob = arrowtable.joined(texts, data)
         if not self.header_ok or blob.startswith((b"#", _BOM_HEADER)) or b"\n#" in blob \
                 or _BOM_HEADER in blob:
@@ -264,8 +266,10 @@ class ColumnParser(Parser):
         checks = ("time",) if columns.epoch_ms is not None else (
             ("time:date", "time:of_day") if self.clock is not None else ())
         if self._layout is not None:
+            read = (self._derive(name) for name in (*fields, *checks))
             found = arrowtable.read(self._layout, texts, blob, self._derive, checks,
-                                    lambda i: texts[i].split(separator))
+                                    lambda i: texts[i].split(separator),
+                                    {i for derived in read if derived for i in derived.sources})
             if found is not None:
                 return found
         count = len(columns.names)
