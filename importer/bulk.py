@@ -3,8 +3,10 @@ together, from columns, and only the others are examined one by one (Pipeline._e
 
 Most lines of a log are filtered (assets, bots...), and a filter reads a few fields of a
 record. So instead of a LogRecord per line, the parser reads the chunk as a table
-(parsers/columns.py), each rule's `steps` (importer/filters.py) judge each distinct value of
-the field they read once, and a line takes the first objection in the rules' order. A line
+(parsers/columns.py; in C where its lines are columns, parsers/arrowtable.py), each rule's
+`steps` (importer/filters.py) judge each distinct value of the field they read once (numpy
+spreads the verdicts over the rows), and a line takes the first objection in the rules'
+order. A line
 is decided here only when that is certain: it fits the format as `parse()` reads it, every
 conversion of its fields succeeds (else it is malformed), and a step objects before any step
 that is unsure (a download, whose verdict reads more than its target) or any rule without

@@ -7,7 +7,8 @@ list): which CSV column holds which source (a regex group, a column), the litera
 around it, and how its texts are checked. pyarrow's CSV reader is only a splitter here: a
 row is kept only where the line is exactly the layout's (`_exact`: its length, its quotes
 and delimiters where the layout puts them, no byte the layout refuses) and each source's
-text fits the source's pattern (checked once per distinct text). The layout admits only
+text fits the source's pattern (by RE2 on ASCII lines, else once per distinct text with
+`re`). The sieve reads a source dictionary-encoded (`encode`). The layout admits only
 fields whose values cannot hold the delimiter unquoted and quoted fields that cannot hold a
 quote, so the per-line regex (or split) reads the same values out of such a line; any other
 line is left out of the table (the per-line path reads it).
