@@ -3,8 +3,10 @@ together, from columns, and only the others are examined one by one (Pipeline._e
 
 Most lines of a log are filtered (assets, bots...), and a filter reads a few fields of a
 record. So instead of a LogRecord per line, the parser reads the chunk as a table
-(parsers/columns.py), each rule's `steps` (importer/filters.py) judge each distinct value of
-the field they read once, and a line takes the first objection in the rules' order. A line
+(parsers/columns.py; in C where its lines are columns, parsers/arrowtable.py), each rule's
+`steps` (importer/filters.py) judge each distinct value of the field they read once (numpy
+spreads the verdicts over the rows), and a line takes the first objection in the rules'
+order. A line
 is decided here only when that is certain: it fits the format as `parse()` reads it, every
 conversion of its fields succeeds (else it is malformed), and a step objects before any step
 that is unsure (a download, whose verdict reads more than its target) or any rule without
@@ -19,6 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate, compress, takewhile
 from operator import attrgetter
 
+import numpy as np
+
 from parsers.base import CACHE_LIMIT, Parser
 from parsers.columns import Derived, Table
 
@@ -31,7 +35,7 @@ Make = Callable[[Table, list[int]], tuple[list[int], list[list]]]
 Made = tuple[list[int], list[int], list[int], list[str], list[list]]
 
 # A row's verdict as a number, so that the first objection in the rules' order is the least
-# (map(min, ...) over the steps' columns): the step's position, then what it said.
+# (np.minimum over the steps' columns): the step's position, then what it said.
 _SHIFT = 16
 _UNSURE = (1 << _SHIFT) - 1  # the line is left to the per-line path
 PASS = 1 << 40  # no objection (yet)
@@ -58,11 +62,12 @@ class Sieve:
         # and its record is made from its row (Parser.record).
         self.complete = complete
         self._eager = tuple(step.field for step in takewhile(attrgetter("eager"), steps))
+        self._fields = tuple(dict.fromkeys(step.field for step in steps))
         self._ids: dict[str, int] = {}  # reason -> its number in a verdict
         self._reasons: list[str] = []
         self._verdicts: dict[tuple[int, Derived], dict] = {}  # (position, field) -> cache
         self._valid: dict[Derived, set] = {}  # values known to convert
-        self.last: tuple[Table, list[bool]] | None = None  # the table sifted, what passed
+        self.last: tuple[Table, np.ndarray] | None = None  # the table sifted, rows passed
 
     @classmethod
     def of(cls, filters: FilterChain, explain: int) -> Sieve | None:
@@ -85,158 +90,150 @@ class Sieve:
         not left: they come back as (line numbers, where each begins, where each ends, their
         texts, the columns `make` gave)."""
         texts = chunk.ascii_texts()
-        lines = None
+        lines, data = None, chunk.data
         skip: set[int] = set()
         if texts is None:
-            lines = chunk.lines()
+            lines, data = chunk.lines(), None
             texts = [line.text for line in lines]
             skip = {i for i, line in enumerate(lines) if line.invalid_utf8}  # noted per line
         if "" in texts or any(map(str.isspace, texts)):  # blank_line, per line
             skip.update(i for i, text in enumerate(texts) if not text or text.isspace())
         self.last = None
-        found = self.sift(texts, parser, skip) if texts else None
+        found = self.sift(texts, parser, skip, data) if texts else None
         if found is None:
             return len(texts), _numbered(chunk, texts, lines, range(len(texts)), {}), None
         counts, left, passed = found
         filtered.update(counts)
         made = None
         if passed and make is not None and self.last is not None:
-            table, through = self.last
-            where = list(compress(range(len(through)), through))
-            kept, columns = make(table, where)
+            table, where = self.last
+            kept, columns = make(table, where.tolist())
             if kept:
-                rows = [table.rows[where[k]] for k in kept]
+                rows = table.rows[where[kept]].tolist()
                 done = set(rows)
                 left = [i for i in left if i not in done]
                 made = (*_positions(chunk, texts, lines, rows), [texts[i] for i in rows],
                         columns)
         return len(texts), _numbered(chunk, texts, lines, left, passed), made
 
-    def sift(self, texts: list[str], parser: Parser, skip: set[int] = frozenset()
-             ) -> tuple[Counter, list[int], dict[int, object]] | None:
+    def sift(self, texts: list[str], parser: Parser, skip: set[int] = frozenset(),
+             data: bytes | None = None) -> tuple[Counter, list[int], dict[int, object]] | None:
         """(filter reason -> lines decided, indexes of the lines left, the table's items of
         those that every filter lets through, if the steps are all the filters), or None if
-        the parser cannot read these lines as a table. `skip`: lines to leave anyway."""
-        table = parser.table(texts, self._eager)
+        the parser cannot read these lines as a table. `skip`: lines to leave anyway;
+        `data`: the lines' bytes, if at hand (Parser.table)."""
+        table = parser.table(texts, data, self._fields)
         if table is None:
             return None
-        raw: dict[int, list[str]] = {}  # a source's texts, read once for all eager steps
-        skip = skip.union(self._unconvertible(table, raw))
+        keep = self._convertible(table)
         if skip:
-            table, raw = table.without(skip), {}
+            keep &= ~np.isin(table.rows, np.fromiter(skip, np.intp, len(skip)))
+        if not keep.all():
+            table = table.select(keep)
         plan, lazy = self.steps, len(self._eager)
+        verdicts = np.full(len(table.rows), PASS, np.int64)
         # The eager steps' verdicts, one column per field's sources: steps reading the same
         # ones (a request's method and target) are judged together, the least code winning.
-        columns, groups = [], {}
+        groups: dict[tuple[int, ...], list] = {}
         for k, step in enumerate(plan[:lazy]):
             derived = table.derive(step.field)
             if derived is None:  # not logged: None on every line
-                code = self._code(k, step.judge, _none, ())
-                if code != PASS:
-                    columns.append([code] * len(table.rows))
+                np.minimum(verdicts, self._code(k, step.judge, _none, ()), out=verdicts)
             elif not _moot(step, table):
                 groups.setdefault(derived.sources, []).append((k, step, derived))
-        columns += [self._codes(group, table, None, raw) for group in groups.values()]
-        verdicts = list(map(min, *columns)) if len(columns) > 1 else (
-            columns[0] if columns else [PASS] * len(table.rows))
+        for group in groups.values():
+            np.minimum(verdicts, self._codes(group, table, None), out=verdicts)
         self._lazy(plan, lazy, table, verdicts)
-        counts = Counter(verdicts)
-        left_codes = {code for code in counts if code == PASS or code & _UNSURE == _UNSURE}
-        decided = Counter({self._reasons[code & _UNSURE]: n for code, n in counts.items()
-                           if code not in left_codes})
-        left = list(compress(table.rows, map(left_codes.__contains__, verdicts)))
+        through = verdicts == PASS
+        left = through | (verdicts & _UNSURE == _UNSURE)
+        codes, counts = np.unique(verdicts[~left], return_counts=True)
+        decided = Counter({self._reasons[code & _UNSURE]: n
+                           for code, n in zip(codes.tolist(), counts.tolist(), strict=True)})
         passed = {}
         if self.complete:
-            through = list(map(PASS.__eq__, verdicts))
-            passed = dict(zip(compress(table.rows, through), compress(table.items, through),
-                              strict=True))
-            self.last = table, through  # for `split`
-        if len(table.rows) != len(texts):
-            left = sorted(set(range(len(texts))).difference(table.rows).union(left))
-        return decided, left, passed
+            at = np.flatnonzero(through)
+            passed = dict(zip(table.rows[at].tolist(), table.items(at), strict=True))
+            self.last = table, at  # for `split`
+        if len(table.rows) == len(texts):
+            return decided, np.flatnonzero(left).tolist(), passed
+        remaining = np.ones(len(texts), bool)
+        remaining[table.rows[~left]] = False
+        return decided, np.flatnonzero(remaining).tolist(), passed
 
-    def _unconvertible(self, table: Table, raw: dict[int, list[str]]) -> set[int]:
-        """The lines with a field whose conversion fails (malformed: said per line). The
-        values known to convert are kept from chunk to chunk."""
-        failing: set[int] = set()
+    def _convertible(self, table: Table) -> np.ndarray:
+        """Per row: whether every field's conversion succeeds (else the line is malformed:
+        said per line). The values known to convert are kept from chunk to chunk."""
+        keep = np.ones(len(table.rows), bool)
         for field in table.checks:
             derived = table.derive(field)
             if derived is None:
                 continue
-            keys = self._keys(derived.sources, table, None, raw)
+            where = None  # the rows whose values are tested here: all but those sure in C
+            surely = table.surely(derived)
+            if surely is not None:
+                where = np.flatnonzero(~surely)
+                if not len(where):
+                    continue
+            indices, keys = table.encoded(derived.sources, where)
             valid = self._cache(self._valid, derived, set)
-            missing = set(keys).difference(valid)
+            missing = [key for key in keys if key not in valid]
             if not missing:
                 continue
             if len(valid) + len(missing) > CACHE_LIMIT:
                 valid.clear()
             if derived.sure is not None:  # the values it is sure of need no converting
-                listed = list(missing)
-                valid.update(compress(listed, map(derived.sure, listed)))
-                missing.difference_update(valid)
+                valid.update(compress(missing, map(derived.sure, missing)))
+                missing = [key for key in missing if key not in valid]
             value, bad = derived.value, set()
             for key in missing:
                 try:
                     value(*key) if len(derived.sources) > 1 else value(key)
                 except ValueError:
                     bad.add(key)
-            valid.update(missing.difference(bad))
+                else:
+                    valid.add(key)
             if bad:
-                failing.update(compress(table.rows, map(bad.__contains__, keys)))
-        return failing
+                failing = np.fromiter(map(bad.__contains__, keys), bool, len(keys))[indices]
+                keep[failing if where is None else where[failing]] = False
+        return keep
 
-    def _lazy(self, plan: Sequence[Step], start: int, table: Table, verdicts: list[int]) -> None:
+    def _lazy(self, plan: Sequence[Step], start: int, table: Table,
+              verdicts: np.ndarray) -> None:
         """The steps from `start` on, each on the rows the ones before let through."""
-        alive = list(compress(range(len(verdicts)), map(PASS.__eq__, verdicts)))
+        alive = np.flatnonzero(verdicts == PASS)
         for k in range(start, len(plan)):
-            if not alive:
+            if not len(alive):
                 return
             step = plan[k]
             derived = table.derive(step.field)
             if derived is None:
-                codes = [self._code(k, step.judge, _none, ())] * len(alive)
+                codes = np.full(len(alive), self._code(k, step.judge, _none, ()), np.int64)
             elif _moot(step, table):
                 continue
             else:
-                codes = self._codes([(k, step, derived)], table, alive, {})
-            through = []
-            for row, code in zip(alive, codes, strict=True):
-                if code == PASS:
-                    through.append(row)
-                else:
-                    verdicts[row] = code
-            alive = through
+                codes = self._codes([(k, step, derived)], table, alive)
+            verdicts[alive] = codes
+            alive = alive[codes == PASS]
 
     def _codes(self, group: list[tuple[int, Step, Derived]], table: Table,
-               where: list[int] | None, raw: dict[int, list[str]]) -> list[int]:
+               where: np.ndarray | None) -> np.ndarray:
         """The verdict of the steps (k, step, its field) on each row (of `where`, else of
         all): the least of their codes. Their fields are made of the same sources."""
         sources = group[0][2].sources
-        keys = self._keys(sources, table, where, raw)
+        indices, keys = table.encoded(sources, where)
         cache = self._cache(self._verdicts, tuple((k, found) for k, _, found in group), dict)
-        missing = set(keys).difference(cache)
+        missing = [key for key in keys if key not in cache]
         if missing:
             if len(cache) + len(missing) > CACHE_LIMIT:
                 cache.clear()
-                missing = set(keys)
+                missing = keys
             one = len(sources) == 1
             for key in missing:
                 texts = (key,) if one else key
                 cache[key] = min(self._code(k, step.judge, found.value, texts)
                                  for k, step, found in group)
-        return list(map(cache.__getitem__, keys))
-
-    @staticmethod
-    def _keys(sources: tuple[int, ...], table: Table, where: list[int] | None,
-              raw: dict[int, list[str]]) -> list:
-        """Per row (of `where`, else of all): the text of a field's source, or the tuple of
-        its sources' texts."""
-        texts = []
-        for source in sources:
-            if source not in raw:
-                raw[source] = table.raw(source, where)
-            texts.append(raw[source])
-        return texts[0] if len(texts) == 1 else list(zip(*texts, strict=True))
+        codes = np.fromiter(map(cache.__getitem__, keys), np.int64, len(keys))
+        return codes[indices]
 
     @staticmethod
     def _cache(caches: dict, key, make: type) -> dict | set:

@@ -64,7 +64,7 @@ class EventColumns:
         derived = {field: table.derive(field) for field in fields}
         sources = sorted({source for found in derived.values() if found is not None
                           for source in found.sources})
-        raw = dict(zip(sources, table.raws(sources, where), strict=True))
+        raw = {source: table.raw(source, where) for source in sources}
         col = {field: self._column(found, raw, len(where), refused)
                for field, found in derived.items()}
         builder = self.builder

@@ -81,10 +81,12 @@ class Parser:
         (`--prop`). Copying the others is wasted work on every line (CloudFront has ~20 such
         columns). A parser that does not override this keeps them all, which is never wrong."""
 
-    def table(self, texts: list[str], fields: Sequence[str] = ()) -> Table | None:
+    def table(self, texts: list[str], data: bytes | None = None,
+              fields: Sequence[str] = ()) -> Table | None:
         """These lines as columns (parsers/columns.py), for deciding many at once; None where
-        the parser has no such form (each line is then parsed on its own). `fields`: those
-        that will be read on every row (reading others may cost more)."""
+        the parser has no such form (each line is then parsed on its own). `data`: the
+        lines' bytes as read, apart by newlines, if at hand; `fields`: those that may be
+        read in bulk (reading others may cost more)."""
         return None
 
     def record(self, item: object) -> LogRecord:

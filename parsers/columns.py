@@ -2,15 +2,20 @@
 (importer/bulk.py), which decides whole columns of lines instead of one record at a time.
 
 A parser's `table(texts)` says which lines it is sure of (they fit the format and would be
-read by `parse()` from the same raw values), keeps each one's raw values (a regex match, a
-list of columns), and says how each LogRecord field is derived from them. The derivations
-are the parser's own builder, compiled for one field: nothing here knows a format.
+read by `parse()` from the same raw values), keeps each one's raw values, and says how each
+LogRecord field is derived from them. The derivations are the parser's own builder, compiled
+for one field: nothing here knows a format. Two kinds of table: `ItemTable` holds a Python
+item per row (a regex's groups, a list of columns); parsers/arrowtable.py's holds Arrow
+columns read in C. Both give a source's values dictionary-encoded (`encoded`), which is how
+the fast path reads them: one judgement per distinct value, numpy for the rows.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from operator import itemgetter
+
+import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,42 +31,45 @@ class Derived:
     sure: Callable[[str], object] | None = None
 
 
-@dataclass(slots=True)
-class Table:
-    """`rows`: the indexes (in the texts given) of the lines the parser is sure of; `items`:
-    their raw values, one item per row, `item[source]` being a source's text; `derive`: a
-    field's `Derived` (None: the format does not log it, the field is None); `checks`: the
-    fields whose conversion may fail (a line that fails them is malformed), or their parts
-    (`time:date`: a field fails where one of its parts does). `cut`: items
-    hold only sources 0 to cut - 1 apart, then the rest of the line, whose sources are
-    split apart (on `separator`) when read."""
+Encoded = tuple[np.ndarray, list]  # per row, the index of its value; the distinct values
 
-    rows: Sequence[int]
-    items: list
-    derive: Callable[[str], Derived | None]
-    checks: tuple[str, ...]
-    cut: int | None = None
-    separator: str | None = None
+
+class Table:
+    """`rows`: the indexes (in the texts given) of the lines the parser is sure of, in order;
+    `derive`: a field's `Derived` (None: the format does not log it, the field is None);
+    `checks`: the fields whose conversion may fail (a line that fails them is malformed), or
+    their parts (`time:date`: a field fails where one of its parts does)."""
+
+    def __init__(self, rows: np.ndarray, derive: Callable[[str], Derived | None],
+                 checks: tuple[str, ...]) -> None:
+        self.rows, self.derive, self.checks = rows, derive, checks
 
     def raw(self, source: int, where: Sequence[int] | None = None) -> list[str]:
         """A source's texts, of every row or of the rows at positions `where`."""
-        items = self.items if where is None else map(self.items.__getitem__, where)
-        if self.cut is not None and source >= self.cut:
-            cut, separator = self.cut, self.separator
-            return [item[cut].split(separator, source - cut + 1)[source - cut]
-                    for item in items]
-        return list(map(itemgetter(source), items))
+        raise NotImplementedError
 
-    def raws(self, sources: Sequence[int], where: Sequence[int] | None = None
-             ) -> list[list[str]]:
-        """`raw` of each of these sources, splitting the rest of each row once for all."""
-        cut = self.cut
-        if cut is None or sum(source >= cut for source in sources) < 2:
-            return [self.raw(source, where) for source in sources]
-        items = self.items if where is None else list(map(self.items.__getitem__, where))
-        rests = [item[cut].split(self.separator, max(sources) - cut + 1) for item in items]
-        return [list(map(itemgetter(source), items)) if source < cut
-                else list(map(itemgetter(source - cut), rests)) for source in sources]
+    def encoded(self, sources: tuple[int, ...], where: np.ndarray | None = None) -> Encoded:
+        """The sources' texts (a text, or a tuple of texts for several sources) of every row
+        or of the rows at positions `where`, dictionary-encoded."""
+        columns = [self.raw(source, where) for source in sources]
+        keys = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+        index: dict = {}
+        found = index.setdefault
+        codes = np.fromiter((found(key, len(index)) for key in keys), np.intp, len(keys))
+        return codes, list(index)
+
+    def items(self, positions: np.ndarray) -> list:
+        """The items `Parser.record` makes a record of, of the rows at these positions."""
+        raise NotImplementedError
+
+    def surely(self, derived: Derived) -> np.ndarray | None:
+        """Per row, `derived.sure` of its value, if the table can test it faster than once
+        per distinct value; else None."""
+        return None
+
+    def select(self, keep: np.ndarray) -> Table:
+        """The table of the rows where `keep` (a bool per row) is true."""
+        raise NotImplementedError
 
     def checked(self, field: str) -> bool:
         """Whether `checks` covers `field`: its conversion, or its parts' (a parser that
@@ -69,8 +77,26 @@ class Table:
         return field in self.checks or any(check.startswith(field + ":")
                                            for check in self.checks)
 
-    def without(self, lines: set[int]) -> Table:
-        """The table without these lines (of the texts given)."""
-        kept = [i for i, line in enumerate(self.rows) if line not in lines]
-        return replace(self, rows=[self.rows[i] for i in kept],
-                       items=[self.items[i] for i in kept])
+
+class ItemTable(Table):
+    """A table of a Python item per row: `item[source]` is a source's text; `groups` makes
+    the item `Parser.record` takes of one (a regex match's groups, say)."""
+
+    def __init__(self, rows: Sequence[int], items: list, derive: Callable[[str], Derived | None],
+                 checks: tuple[str, ...], groups: Callable[[object], object] | None = None
+                 ) -> None:
+        super().__init__(np.asarray(rows, np.intp), derive, checks)
+        self._items, self._groups = items, groups
+
+    def raw(self, source: int, where: Sequence[int] | None = None) -> list[str]:
+        items = self._items if where is None else map(self._items.__getitem__, where)
+        return list(map(itemgetter(source), items))
+
+    def items(self, positions: np.ndarray) -> list:
+        found = list(map(self._items.__getitem__, positions.tolist()))
+        return found if self._groups is None else list(map(self._groups, found))
+
+    def select(self, keep: np.ndarray) -> ItemTable:
+        kept = np.flatnonzero(keep).tolist()
+        return ItemTable(self.rows[keep], list(map(self._items.__getitem__, kept)),
+                         self.derive, self.checks, self._groups)

@@ -12,8 +12,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from . import arrowtable
 from .base import LogRecord, ParseError, Parser
-from .columns import Derived, Table
+from .columns import Derived, ItemTable, Table
 from .records import OPAQUE, Cached, compile_builder, compile_field, int_or_none
 from .timefmt import CLF_SURE, TimeParser
 
@@ -26,21 +27,24 @@ _CLF_TIME = r"\d{1,2}/\w{3}/\d{4}:\d\d:\d\d:\d\d(?:\.\d+)?(?: [+-]\d{4})?"
 class Kind:
     pattern: str  # unquoted
     quoted: str = _QUOTED
+    # The single spaces an unquoted value holds (the columns it spans, less one, where
+    # spaces part the fields: parsers/arrowtable.py); None: it may hold other white space.
+    spaces: int | None = 0
 
 
 WORD = Kind(r"\S*")
 INT = Kind(r"-|\d+", r"-|\d*")
-CLF = Kind(_CLF_TIME, _CLF_TIME)
-BRACKETED_CLF = Kind(r"\[" + _CLF_TIME + r"\]")
+CLF = Kind(_CLF_TIME, _CLF_TIME, 1)  # a stamp without its zone does not fit such columns
+BRACKETED_CLF = Kind(r"\[" + _CLF_TIME + r"\]", spaces=1)
 ISO = Kind(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?")
 EPOCH = Kind(r"\d+(?:\.\d+)?")
-REQUEST = Kind(r"\S+ \S+(?: \S+)?")
+REQUEST = Kind(r"\S+ \S+(?: \S+)?", spaces=None)
 TEXT = Kind(r"\S*")
 # A host name holds no "/" (`$host$request_uri` splits where the path starts) and no ","
 # (an X-Forwarded-For list is not a host).
 HOST = Kind(r"[^\s/,]*", r'[^\s/,"]*')
 # Unquoted X-Forwarded-For may be a list: "203.0.113.10, 127.0.0.1" (varnishncsa -F).
-ADDRESSES = Kind(r"[^\s,]*(?:,\s*[^\s,]+)*")
+ADDRESSES = Kind(r"[^\s,]*(?:,\s*[^\s,]+)*", spaces=None)
 
 # variable -> (what it fills, how it is matched). Targets are LogRecord fields, or one of the
 # composite targets handled in `_build`: request, path, query, time:<how>.
@@ -112,6 +116,7 @@ class Field:
     name: str  # as written in the format (for messages and --prop)
     target: str  # LogRecord field, composite target, or "fields" (opaque)
     pattern: str
+    spaces: int | None = None  # see Kind.spaces (0 for a quoted value)
 
 
 Resolver = Callable[[re.Match, bool], "str | Field | list[str | Field]"]
@@ -146,7 +151,7 @@ def tokenize(family: str, fmt: str) -> list[str | Field]:
 def _nginx_field(m: re.Match, quoted: bool) -> Field:
     name = m.group(1) or m.group(2)
     target, kind = NGINX_VARIABLES.get(name, ("fields", TEXT if quoted else WORD))
-    return Field(name, target, kind.quoted if quoted else kind.pattern)
+    return _field(name, target, kind, quoted)
 
 
 def _apache_field(m: re.Match, quoted: bool) -> str | Field:
@@ -163,9 +168,14 @@ def _apache_field(m: re.Match, quoted: bool) -> str | Field:
                      _QUOTED if quoted else strftime_pattern(layout))
     if found is None:
         name = APACHE_FIELD_NAMES.get(key) or (arg[1:-1] if arg else letter)
-        return Field(name, "fields", _QUOTED if quoted else r"\S*")
+        return _field(name, "fields", WORD, quoted)
     target, kind = found
-    return Field(m.group(0), target, kind.quoted if quoted else kind.pattern)
+    return _field(m.group(0), target, kind, quoted)
+
+
+def _field(name: str, target: str, kind: Kind, quoted: bool) -> Field:
+    return Field(name, target, kind.quoted, 0) if quoted else Field(
+        name, target, kind.pattern, kind.spaces)
 
 
 FAMILIES.update(nginx=(_NGINX_TOKEN, _nginx_field), apache=(_APACHE_TOKEN, _apache_field))
@@ -258,6 +268,10 @@ class FormatParser(Parser):
         # The same on a line without a backslash, where a quoted value cannot hold an escape:
         # `[^"]*` is a single-character scan in `re`, about twice as fast on a whole line.
         self._plain = re.compile(self.regex.pattern.replace(_QUOTED, '[^"]*'))
+        # The same lines as columns read in C, where the format's are (fields apart by single
+        # spaces, quoted or not): see table().
+        self._layout = None if tail_parts else arrowtable.text_layout(
+            self.parts, lambda pattern: pattern.replace(_QUOTED, '[^"]*'))
         self._setters = [self._setter(f) for f in self.fields]
         self._build = compile_builder(self._setters)
         self._derived: dict[str, Derived | None] = {}
@@ -269,10 +283,17 @@ class FormatParser(Parser):
     def keep_fields(self, names: frozenset[str]) -> None:
         self._build = compile_builder(self._setters, names)
 
-    def table(self, texts: list[str], fields: Sequence[str] = ()) -> Table:
+    def table(self, texts: list[str], data: bytes | None = None,
+              fields: Sequence[str] = ()) -> Table:
         """The lines the plain regex matches, but those with a backslash (escapes: the
-        regex that reads them may split them differently); a row's item is its match,
-        whose group i + 1 is field i's text."""
+        regex that reads them may split them differently); a row's item is its groups,
+        source i + 1 being field i's text. Read as columns where the format's lines are
+        (parsers/arrowtable.py), else with the regex."""
+        if self._layout is not None:
+            found = arrowtable.read(self._layout, texts, arrowtable.joined(texts, data),
+                                    self._derive, self._checks)
+            if found is not None:
+                return found
         matches = list(map(self._plain.match, texts))
         if None in matches or "\\" in "".join(texts):
             rows = [i for i, (m, text) in enumerate(zip(matches, texts, strict=True))
@@ -280,7 +301,7 @@ class FormatParser(Parser):
             matches = [matches[i] for i in rows]
         else:
             rows = range(len(texts))
-        return Table(rows, matches, self._derive, self._checks)
+        return ItemTable(rows, matches, self._derive, self._checks, re.Match.groups)
 
     def _derive(self, target: str) -> Derived | None:
         if target not in self._derived:
@@ -326,9 +347,9 @@ class FormatParser(Parser):
         except ValueError as exc:
             raise ParseError(str(exc)) from None
 
-    def record(self, item: re.Match) -> LogRecord:
+    def record(self, item: tuple[str, ...]) -> LogRecord:
         try:  # a table's lines hold no backslash: no escapes
-            return self._build(item.groups())
+            return self._build(item)
         except ValueError as exc:
             raise ParseError(str(exc)) from None
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from itertools import repeat
 from operator import attrgetter, itemgetter
 from urllib.parse import unquote
 
+from . import arrowtable
 from .base import CACHE_LIMIT, LogRecord, ParseError, Parser, SkipLine
-from .columns import Derived, Table
+from .columns import Derived, ItemTable, Table
 from .records import STATUS_CODES, int_or_none, int_source
 from .registry import Preset, register
 from .timefmt import W3C_TIME_SURE, TimeParser
@@ -60,6 +60,9 @@ IIS_FIELDS = (
 BUNNY_FIELDS = (
     "#Fields: x-cache-status sc-status x-timestamp-ms sc-bytes x-pull-zone-id c-ip cs(Referer) "
     "cs-uri x-edge-location cs(User-Agent) x-request-id c-country")
+
+
+_BOM_HEADER = "\ufeff#".encode()
 
 
 def header_names(line: str) -> list[str]:
@@ -231,11 +234,8 @@ class ColumnParser(Parser):
         return self.record(values)
 
     def record(self, item: list[str]) -> LogRecord:
-        columns = self.columns
-        if len(item) != len(columns.names):  # a table's row, split as far as it read
-            item = item[:-1] + item[-1].split(self.separator)
         try:
-            record = columns.build(item)
+            record = self.columns.build(item)
             if self.clock is not None:
                 record.time = self.clock(item)
         except ValueError as exc:
@@ -250,6 +250,8 @@ class ColumnParser(Parser):
         self.columns = columns
         self.clock = self._clock(columns.date, columns.time, columns.epoch_ms)
         self._derived: dict[str, Derived | None] = {}
+        self._layout = None if self.separator is None else arrowtable.column_layout(
+            len(columns.names), self.separator)
 
     def _clock(self, date: int | None, time: int | None, epoch_ms: int | None
                ) -> Callable[[Sequence[str]], float] | None:
@@ -261,36 +263,33 @@ class ColumnParser(Parser):
             return lambda values: times.w3c(values[date], values[time])
         return None
 
-    def table(self, texts: list[str], fields: Sequence[str] = ()) -> Table | None:
-        """Lines of the expected number of columns, a row's item being its columns, split
-        only as far as `fields` and the checks need them (the columns of a CloudFront line
-        cost more to split than all else); None for lines with a header among them, or after
-        a header not of this format."""
-        joined = "\n".join(texts)
-        if not self.header_ok or joined.startswith("#") or "\n#" in joined \
-                or "\ufeff#" in joined:
+    def table(self, texts: list[str], data: bytes | None = None, fields: Sequence[str] = ()
+              ) -> Table | None:
+        """Lines of the expected number of columns, a row's item being its columns (read in
+        C by parsers/arrowtable.py where a separator parts them, only the columns of
+        `fields` and the checks); None for lines with a header among them, or after a
+        header not of this format."""
+        blob = arrowtable.joined(texts, data)
+        if not self.header_ok or blob.startswith((b"#", _BOM_HEADER)) or b"\n#" in blob \
+                or _BOM_HEADER in blob:
             return None
         columns, separator = self.columns, self.separator
-        count = len(columns.names)
         checks = ("time",) if columns.epoch_ms is not None else (
             ("time:date", "time:of_day") if self.clock is not None else ())
-        read = [self._derive(name) for name in (*fields, *checks)]
-        cut = max((i for found in read if found is not None for i in found.sources),
-                  default=-1) + 1
-        if separator is None or cut >= count - 1:  # split on runs of white space, or all
-            items = [text.split(separator) for text in texts]
-            rows: Sequence[int] = range(len(texts))
-            if any(len(values) != count for values in items):
-                rows = [i for i, values in enumerate(items) if len(values) == count]
-                items = [items[i] for i in rows]
-            return Table(rows, items, self._derive, checks)
-        seps = list(map(str.count, texts, repeat(separator)))
-        rows = range(len(texts))
-        if seps.count(count - 1) != len(texts):
-            rows = [i for i, n in enumerate(seps) if n == count - 1]
-            texts = [texts[i] for i in rows]
-        items = [text.split(separator, cut) for text in texts]
-        return Table(rows, items, self._derive, checks, cut, separator)
+        if self._layout is not None:
+            read = (self._derive(name) for name in (*fields, *checks))
+            found = arrowtable.read(self._layout, texts, blob, self._derive, checks,
+                                    lambda i: texts[i].split(separator),
+                                    {i for derived in read if derived for i in derived.sources})
+            if found is not None:
+                return found
+        count = len(columns.names)
+        items = [text.split(separator) for text in texts]
+        rows: Sequence[int] = range(len(texts))
+        if any(len(values) != count for values in items):
+            rows = [i for i, values in enumerate(items) if len(values) == count]
+            items = [items[i] for i in rows]
+        return ItemTable(rows, items, self._derive, checks)
 
     def _derive(self, target: str) -> Derived | None:
         if target not in self._derived:

@@ -224,23 +224,3 @@ def test_rows_whose_line_would_say_something_are_left_to_it():
     kept, (names, urls, *_) = events.make(table, list(range(len(texts))), keyed=False)
     assert kept == [0, 6] and urls == ["https://example.com/"] * 2
     assert not counters.notes  # nothing noted for the lines left
-
-
-@pytest.mark.parametrize("fmt", ["combined", "cloudfront"])
-def test_a_tables_sources_read_together_are_read_one_by_one(fmt):
-    parser = get_parser(fmt)
-    if fmt == "cloudfront":
-        texts = list(generate(300, "cloudfront", seed=2))
-        for header in texts[:2]:
-            with contextlib.suppress(SkipLine):
-                parser.parse(header)
-        texts = texts[2:]
-    else:
-        texts = tricky_lines(300, seed=2, hosts=False)
-    table = parser.table(texts, ["user_agent"])
-    assert fmt == "combined" or table.cut is not None  # a row's columns split as needed
-    width = table.items[0].re.groups + 1 if table.cut is None else table.cut + 12  # a match
-    sources = list(range(1, width, 2)) + [width - 1]
-    where = list(range(0, len(table.rows), 3))
-    for rows in (where, None):
-        assert table.raws(sources, rows) == [table.raw(source, rows) for source in sources]

@@ -1,0 +1,448 @@
+"""A chunk's lines as Arrow columns, split in C by pyarrow's CSV reader: the table of formats
+whose lines are columns (fields apart by one delimiter, some in double quotes), with no
+Python per line.
+
+A `Layout` is derived from a parser's own compiled format (FormatParser's parts, a column
+list): which CSV column holds which source (a regex group, a column), the literal text
+around it, and how its texts are checked. pyarrow's CSV reader is only a splitter here: a
+row is kept only where the line is exactly the layout's (`_exact`: its length, its quotes
+and delimiters where the layout puts them, no byte the layout refuses) and each source's
+text fits the source's pattern (by RE2 on ASCII lines, else once per distinct text with
+`re`). The sieve reads a source dictionary-encoded (`encode`). The layout admits only
+fields whose values cannot hold the delimiter unquoted and quoted fields that cannot hold a
+quote, so the per-line regex (or split) reads the same values out of such a line; any other
+line is left out of the table (the per-line path reads it).
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import csv
+
+from .base import CACHE_LIMIT
+from .columns import Derived, Encoded, Table
+
+_QUOTE = ord('"')
+FEW = 8  # fewer lines are read faster with the regex, a call to pyarrow costs ~1 ms
+# The patterns a column's text fits without a look at it, in a chunk without other white
+# space than the delimiter: any text between quotes that holds none, any unquoted one.
+_FREE = {True: '[^"]*', False: r"\S*"}
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a source's text is: `count` columns from `first` (joined by the delimiter),
+    less `prefix` and `suffix`. `regex`: what its text with them fits (None: any text);
+    `free`: every text that such columns hold fits (see _FREE); `decimal`: the pattern is
+    `-|\\d+`."""
+
+    first: int
+    count: int = 1
+    prefix: str = ""
+    suffix: str = ""
+    regex: re.Pattern | None = None
+    free: bool = True
+    decimal: bool = False
+
+
+@dataclass
+class Layout:
+    """`quoted`: per column, whether it is written in double quotes (None: the format has no
+    quoting, and a column may be empty); `literals`: the columns that are literal text;
+    `places`: source -> Place; `refuse`: bytes that leave a line to the per-line path."""
+
+    delimiter: str
+    quoted: tuple[bool, ...] | None
+    literals: dict[int, str]
+    places: dict[int, Place]
+    refuse: bytes = b""
+    # Texts known to fit, per source, from chunk to chunk.
+    fitting: dict[int, set] = field(default_factory=dict)
+
+
+_MORE = object()  # in a column: the rest of the value of the field before it
+# What leaves a line of a text format to the per-line path: an escape (the regex that reads
+# it may split it otherwise), white space that is not a space (the regex's `\s+`, `\S*`).
+_TEXT_REFUSE = b"\\\t\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
+def text_layout(parts: Sequence, plain: Callable[[str], str]) -> Layout | None:
+    """The layout of a format string's parts (literal text, and fields with a `pattern` and
+    `spaces`: how many single spaces an unquoted value holds, None if that varies), sources
+    numbered from 1; `plain(pattern)`: the pattern the per-line regex uses on a line without
+    a backslash. None if the lines of this format are not columns apart by single spaces,
+    each holding one field (or the part of one), in quotes or with literal text around."""
+    columns: list[list] = [[]]
+    for part in parts:
+        if isinstance(part, str):
+            first, *rest = part.split(" ")
+            columns[-1].append(first)
+            columns.extend([piece] for piece in rest)
+        else:
+            columns[-1].append(part)
+            columns.extend([_MORE] for _ in range(part.spaces or 0))
+    quoted: list[bool] = []
+    literals: dict[int, str] = {}
+    found: dict[int, list] = {}  # source -> [first column, count, prefix, suffix, field]
+    for i, column in enumerate(map(_merged, columns)):
+        values = [cell for cell in column if not isinstance(cell, str)]
+        quoted.append(len(column) == 3 and column[0] == column[2] == '"' and bool(values))
+        if not values:
+            if not column or '"' in column[0]:
+                return None
+            literals[i] = column[0]
+            continue
+        if len(values) > 1:
+            return None
+        at = column.index(values[0])
+        prefix, suffix = "".join(column[:at]), "".join(column[at + 1:])
+        if not quoted[-1] and '"' in prefix + suffix:
+            return None
+        if quoted[-1]:
+            prefix = suffix = ""
+        value = values[0]
+        if value is _MORE:  # the field is the column's first cell, its last if more follow
+            last = found[len(found)]
+            more = i + 1 < len(columns) and columns[i + 1][:1] == [_MORE]
+            if prefix or more and suffix:
+                return None
+            last[1], last[3] = last[1] + 1, suffix
+        elif not quoted[-1] and value.spaces is None or value.spaces and suffix:
+            return None
+        else:
+            found[len(found) + 1] = [i, 1, prefix, suffix, value]
+    if not found:
+        return None
+    places = {}
+    for source, (first, count, prefix, suffix, value) in found.items():
+        pattern, quotes = plain(value.pattern), quoted[first]
+        places[source] = Place(
+            first, count, prefix, suffix,
+            re.compile(re.escape(prefix) + f"(?:{pattern})" + re.escape(suffix)),
+            pattern == _FREE[quotes] and not prefix and not suffix and count == 1,
+            pattern == r"-|\d+" and not quotes)
+    return Layout(" ", tuple(quoted), literals, places, _TEXT_REFUSE)
+
+
+def _merged(column: list) -> list:
+    """A column's cells, with adjacent literal texts as one and empty ones gone."""
+    out: list = []
+    for cell in column:
+        if isinstance(cell, str) and out and isinstance(out[-1], str):
+            out[-1] += cell
+        elif cell != "":
+            out.append(cell)
+    return out
+
+
+def column_layout(count: int, delimiter: str) -> Layout:
+    """The layout of lines of `count` columns split on `delimiter` (no quoting): source i is
+    column i, whatever its text."""
+    return Layout(delimiter, None, {}, {i: Place(i) for i in range(count)})
+
+
+def joined(texts: list[str], data: bytes | None) -> bytes:
+    """The lines as one buffer: `data` if given (their bytes as read), else their texts (a
+    line that is not UTF-8 is left to the per-line path anyway)."""
+    return data if data is not None else "\n".join(texts).encode("utf-8", "replace")
+
+
+def read(layout: Layout, texts: list[str], data: bytes,
+         derive: Callable[[str], Derived | None], checks: tuple[str, ...],
+         item: Callable[[int], object] | None = None, only: set[int] | None = None
+         ) -> ArrowTable | None:
+    """The table of the lines (`texts`, `data` their bytes apart by newlines) that are
+    exactly the layout's (see ArrowTable for `item`); None if pyarrow cannot read them as
+    its columns, a row to a line. `only`: the sources to read, if not all (a format without
+    quoting: the reader converts only their columns)."""
+    ascii_only = data.isascii()
+    places = {source: place for source, place in layout.places.items()
+              if only is None or source in only}
+    found = _split(layout, texts, data, ascii_only,
+                   None if only is None else {p.first for p in places.values()})
+    if found is None:
+        return None
+    buf, ends, rows, columns = found
+    if layout.quoted is None:  # an empty line may make a row (of empty columns)
+        ok = ends[rows] > np.concatenate(([0], ends[:-1] + 1))[rows]
+    else:
+        ok = _exact(layout, buf, ends, rows, [columns[i] for i in range(len(columns))])
+    for byte in layout.refuse:
+        if bytes((byte,)) in data:
+            bad = np.zeros(len(texts) + 1, bool)
+            bad[np.searchsorted(ends, np.flatnonzero(buf == byte))] = True
+            ok &= ~bad[rows]
+    for i, literal in layout.literals.items():
+        ok &= _equals(columns[i], literal)
+    sources = {}
+    for source, place in places.items():
+        parts = [columns[i] for i in range(place.first, place.first + place.count)]
+        array = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(
+            *parts, _repeated(layout.delimiter, len(rows)))
+        sources[source] = Source(array, len(place.prefix), len(place.suffix))
+        if place.regex is not None and not (place.free and ascii_only):
+            ok &= _fitting(layout, source, place, array, ascii_only)
+    at = None if ok.all() else np.flatnonzero(ok)
+    return ArrowTable(rows if at is None else rows[at], sources, derive, checks, item, at,
+                      ascii_only=ascii_only)
+
+
+def _split(layout: Layout, texts: list[str], data: bytes, ascii_only: bool,
+           wanted: set[int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict] | None:
+    """The bytes, where each line ends, the lines of the layout's number of columns and
+    those columns (pyarrow's CSV reader; the `wanted` ones, if not all: column -> array);
+    None where its rows are not the lines."""
+    count = len(texts)
+    if count < FEW or b"\r" in data:  # pyarrow ends a row at a CR too
+        return None
+    buf = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    if len(ends) != count:
+        return None
+    skipped: list[str] = []  # the rows of another number of columns
+    names = [str(i) for i in range(len(layout.quoted or layout.places))]
+    try:
+        table = csv.read_csv(
+            pa.py_buffer(data),  # in one block: columns of one chunk
+            csv.ReadOptions(column_names=names, use_threads=False, block_size=len(data) + 1),
+            csv.ParseOptions(
+                delimiter=layout.delimiter, quote_char=layout.quoted is not None and '"',
+                double_quote=False, escape_char=False, newlines_in_values=False,
+                ignore_empty_lines=False,
+                invalid_row_handler=lambda row: skipped.append(row.text) or "skip"),
+            csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                               check_utf8=not ascii_only, strings_can_be_null=False,
+                               quoted_strings_can_be_null=False, include_columns=None
+                               if wanted is None else [names[i] for i in sorted(wanted)]))
+    except (pa.ArrowInvalid, ValueError):
+        return None
+    # A row is a line, but for a quote that runs on to the next line and an empty line that
+    # makes no row (and nothing else, as no line makes two rows): then the counts differ.
+    if table.num_rows + len(skipped) != count:
+        return None
+    rows = np.arange(count)
+    if skipped:  # the line of each is the first of its text after the last one's (pyarrow's
+        # row numbers do not count every line): lines of the same text are read the same
+        at, lines = -1, []
+        try:
+            for text in skipped:
+                at = texts.index(text, at + 1)
+                lines.append(at)
+        except ValueError:
+            return None
+        rows = np.delete(rows, lines)
+    return buf, ends, rows, {int(name): table.column(name).combine_chunks()
+                             for name in table.column_names}
+
+
+def _exact(layout: Layout, buf: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+           columns: list[pa.Array]) -> np.ndarray:
+    """Per row of a format with quoting: whether its line is its columns as the layout
+    writes them: the length adds up, the delimiters and quotes are where the layout puts
+    them and no other quote is in the line, so what the reader split off is what the
+    format's literals are; and no unquoted column is empty (the regex's `\\s+` would take
+    two delimiters as one). (Without quoting, the reader splits on every delimiter: a row
+    of the right number of columns is the line's split, but for an empty line.)"""
+    lengths = np.diff(np.stack([_offsets(column) for column in columns]), axis=1)
+    starts = np.concatenate(([0], ends[:-1] + 1))[rows]
+    quoted = np.array(layout.quoted)
+    widths = lengths + 2 * quoted[:, None]  # as written
+    after = np.cumsum(widths + 1, axis=0) - 1  # where the delimiter after each one is
+    ok = (ends[rows] - starts == after[-1]) & (lengths[~quoted] > 0).all(axis=0)
+    where = [after[:-1], after[quoted] - widths[quoted], after[quoted] - 1]
+    expected = np.repeat([ord(layout.delimiter), _QUOTE], [len(columns) - 1, 2 * quoted.sum()])
+    found = buf[np.minimum(np.concatenate(where) + starts, len(buf) - 1)]
+    ok &= (found == expected[:, None]).all(axis=0)
+    # Each row left has these quotes at least: if the chunk has no more, none has others.
+    each = 2 * quoted.sum()
+    if each and np.count_nonzero(buf == _QUOTE) != each * np.count_nonzero(ok):
+        quotes = np.bincount(np.searchsorted(ends, np.flatnonzero(buf == _QUOTE)),
+                             minlength=len(ends) + 1)
+        ok &= quotes[rows] == each
+    return ok
+
+
+def _fitting(layout: Layout, source: int, place: Place, array: pa.Array,
+             ascii_only: bool) -> np.ndarray:
+    """Per row: whether the source's text (with its prefix and suffix) fits its pattern.
+    On ASCII lines (with none of the bytes refused) RE2 and Python's re agree on what a
+    pattern matches whole, where RE2 can compile it."""
+    if ascii_only and place.decimal:  # sizes: many distinct texts
+        return _bools(pc.ascii_is_decimal(array)) | _equals(array, "-")
+    if ascii_only:
+        with contextlib.suppress(pa.ArrowInvalid):
+            return _bools(pc.match_substring_regex(array, f"^(?:{place.regex.pattern})$"))
+    indices, texts = encode(array)
+    known = layout.fitting.setdefault(source, set())
+    if len(known) + len(texts) > CACHE_LIMIT:
+        known.clear()
+    fits, add = place.regex.fullmatch, known.add
+    verdict = np.fromiter((text in known or (fits(text) is not None and not add(text))
+                           for text in texts), bool, len(texts))
+    return verdict[indices]
+
+
+def encode(array: pa.Array) -> Encoded:
+    """An array's texts dictionary-encoded: per row, the index of its text; the texts."""
+    found = array.dictionary_encode()
+    indices = found.indices
+    return (np.frombuffer(indices.buffers()[1], np.int32)[indices.offset:][:len(indices)],
+            found.dictionary.to_pylist())
+
+
+# Arrow arrays to and from numpy through their buffers: pyarrow's own conversions (to_numpy,
+# Python scalars, numpy arguments) import pandas, ~0.3 s in each parse worker.
+def _offsets(array: pa.Array) -> np.ndarray:
+    """A string array's offsets: row i is bytes offsets[i]:offsets[i + 1] of its data."""
+    return np.frombuffer(array.buffers()[1], np.int32)[array.offset:][:len(array) + 1]
+
+
+def _bools(array: pa.Array) -> np.ndarray:
+    """A boolean array (without nulls) as numpy's."""
+    bits = np.unpackbits(np.frombuffer(array.buffers()[1], np.uint8), bitorder="little")
+    return bits[array.offset:][:len(array)].view(bool)
+
+
+def _equals(array: pa.Array, text: str) -> np.ndarray:
+    """Per row of a string array: whether it is `text`."""
+    offsets, wanted = _offsets(array), text.encode()
+    found = np.diff(offsets) == len(wanted)
+    data = array.buffers()[2]
+    if wanted and found.any():  # then the data holds bytes
+        data = np.frombuffer(data, np.uint8)
+        for i, byte in enumerate(wanted):
+            found &= data[np.minimum(offsets[:-1] + i, len(data) - 1)] == byte
+    return found
+
+
+def _repeated(text: str, count: int) -> pa.Array:
+    """A string array of `count` times `text`."""
+    size = len(text.encode())
+    offsets = np.arange(0, (count + 1) * size, size, dtype=np.int32)
+    return pa.StringArray.from_buffers(count, pa.py_buffer(offsets),
+                                       pa.py_buffer(text.encode() * count))
+
+
+def _numbers(positions: np.ndarray) -> pa.Array:
+    """Numpy's integers as an Arrow array (to `take` rows)."""
+    positions = np.ascontiguousarray(positions, np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)])
+
+
+def combine(encodings: Sequence[Encoded]) -> Encoded:
+    """The encoding of the tuples of several encodings' texts, row by row."""
+    if len(encodings) == 1:
+        return encodings[0]
+    sizes = [len(texts) for _, texts in encodings]
+    used, indices = np.unique(np.ravel_multi_index([i for i, _ in encodings], sizes),
+                              return_inverse=True)
+    parts = np.unravel_index(used, sizes)
+    columns = [list(map(texts.__getitem__, part.tolist()))
+               for (_, texts), part in zip(encodings, parts, strict=True)]
+    return indices, list(zip(*columns, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A source's texts in a chunk: its column (its columns joined), less the first `prefix`
+    and the last `suffix` characters."""
+
+    array: pa.Array
+    prefix: int
+    suffix: int
+
+    def encode(self) -> Encoded:
+        indices, texts = encode(self.array)
+        if self.prefix or self.suffix:
+            start, end = self.prefix, -self.suffix or None
+            texts = [text[start:end] for text in texts]
+        return indices, texts
+
+
+class ArrowTable(Table):
+    """The rows `read` kept (or a selection of them: `at`, their positions in the columns);
+    a row's item is the tuple of its sources' texts, or what `item(line index)` makes."""
+
+    def __init__(self, rows: np.ndarray, sources: dict[int, Source],
+                 derive: Callable[[str], Derived | None], checks: tuple[str, ...],
+                 item: Callable[[int], object] | None = None, at: np.ndarray | None = None,
+                 encodings: dict | None = None, ascii_only: bool = False) -> None:
+        """`ascii_only`: the lines are ASCII (a test that is a regex may then run in C)."""
+        super().__init__(rows, derive, checks)
+        self.sources, self.item, self.at, self.ascii_only = sources, item, at, ascii_only
+        self._encodings = {} if encodings is None else encodings  # of all the columns' rows
+
+    def _positions(self, where: Sequence[int] | np.ndarray | None) -> np.ndarray | None:
+        if where is None:
+            return self.at
+        where = np.asarray(where, np.intp)
+        return where if self.at is None else self.at[where]
+
+    def _encoding(self, sources: tuple[int, ...]) -> Encoded:
+        found = self._encodings.get(sources)
+        if found is None:
+            found = self._encodings[sources] = combine(
+                [self._encoding((source,)) for source in sources]) if len(sources) > 1 \
+                else self.sources[sources[0]].encode()
+        return found
+
+    def raw(self, source: int, where: Sequence[int] | None = None) -> list[str]:
+        if source not in self.sources:  # a column not read: from the rows' items
+            rows = self.rows if where is None else self.rows[np.asarray(where, np.intp)]
+            return [self.item(row)[source] for row in rows.tolist()]
+        positions = self._positions(where)
+        found = self._encodings.get((source,))
+        column = self.sources[source]
+        if found is None and not (column.prefix or column.suffix):
+            array = column.array
+            return (array if positions is None else array.take(_numbers(positions))).to_pylist()
+        indices, texts = found or self._encoding((source,))
+        if positions is not None:
+            indices = indices[positions]
+        return list(map(texts.__getitem__, indices.tolist()))
+
+    def surely(self, derived: Derived) -> np.ndarray | None:
+        """A `sure` that is a regex's fullmatch, on a source read as it is, on ASCII lines:
+        by RE2, which matches what `re` matches there."""
+        regex = getattr(derived.sure, "__self__", None)
+        if not (self.ascii_only and isinstance(regex, re.Pattern) and len(derived.sources) == 1
+                and not regex.flags & ~(re.ASCII | re.UNICODE)):
+            return None
+        source = self.sources[derived.sources[0]]
+        if source.prefix or source.suffix:
+            return None
+        try:
+            found = _bools(pc.match_substring_regex(source.array, f"^(?:{regex.pattern})$"))
+        except pa.ArrowInvalid:
+            return None
+        return found if self.at is None else found[self.at]
+
+    def encoded(self, sources: tuple[int, ...], where: np.ndarray | None = None) -> Encoded:
+        indices, values = self._encoding(sources)
+        positions = self._positions(where)
+        if positions is None:
+            return indices, values
+        indices = indices[positions]
+        if where is None:
+            return indices, values
+        used, indices = np.unique(indices, return_inverse=True)  # judge only these rows'
+        return indices, list(map(values.__getitem__, used.tolist()))
+
+    def items(self, positions: np.ndarray) -> list:
+        if self.item is not None:
+            return list(map(self.item, self.rows[positions].tolist()))
+        return list(zip(*(self.raw(source, positions) for source in sorted(self.sources)),
+                        strict=True))
+
+    def select(self, keep: np.ndarray) -> ArrowTable:
+        at = np.flatnonzero(keep) if self.at is None else self.at[keep]
+        return ArrowTable(self.rows[keep], self.sources, self.derive, self.checks, self.item,
+                          at, self._encodings, self.ascii_only)
