@@ -17,7 +17,7 @@ order, so this only ever counts a line where `_examine` would: under a filter re
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate, compress, takewhile
 from operator import attrgetter
 
@@ -69,6 +69,11 @@ class Sieve:
         self._valid: dict[Derived, set] = {}  # values known to convert
         self.last: tuple[Table, np.ndarray] | None = None  # the table sifted, rows passed
 
+    def read_too(self, fields: Iterable[str]) -> None:
+        """Have the tables read these fields too (what is made of the rows let through reads
+        them: a column read in C costs less than splitting those rows again)."""
+        self._fields = tuple(dict.fromkeys((*self._fields, *fields)))
+
     @classmethod
     def of(cls, filters: FilterChain, explain: int) -> Sieve | None:
         """A sieve for these filters; None if it could decide nothing, or if the filtered
@@ -117,7 +122,7 @@ class Sieve:
         return len(texts), _numbered(chunk, texts, lines, left, passed), made
 
     def sift(self, texts: list[str], parser: Parser, skip: set[int] = frozenset(),
-             data: bytes | None = None) -> tuple[Counter, list[int], dict[int, object]] | None:
+             data: bytes | None = None) -> tuple[Counter, list[int], Passed | dict] | None:
         """(filter reason -> lines decided, indexes of the lines left, the table's items of
         those that every filter lets through, if the steps are all the filters), or None if
         the parser cannot read these lines as a table. `skip`: lines to leave anyway;
@@ -149,10 +154,10 @@ class Sieve:
         codes, counts = np.unique(verdicts[~left], return_counts=True)
         decided = Counter({self._reasons[code & _UNSURE]: n
                            for code, n in zip(codes.tolist(), counts.tolist(), strict=True)})
-        passed = {}
+        passed: Passed | dict = {}
         if self.complete:
             at = np.flatnonzero(through)
-            passed = dict(zip(table.rows[at].tolist(), table.items(at), strict=True))
+            passed = Passed(table, at)
             self.last = table, at  # for `split`
         if len(table.rows) == len(texts):
             return decided, np.flatnonzero(left).tolist(), passed
@@ -277,8 +282,26 @@ def _positions(chunk: Chunk, texts: list[str], lines: list[Line] | None, rows: l
             [chunk.end if i == last else start + ends[i] + i + 1 for i in rows])
 
 
+class Passed:
+    """The items of a table's rows that every filter let through, by line (`get`), made
+    when asked for: most of those rows become events column by column and need none."""
+
+    __slots__ = ("_table", "_at")
+
+    def __init__(self, table: Table, at: np.ndarray) -> None:
+        self._table = table
+        self._at = dict(zip(table.rows[at].tolist(), at.tolist(), strict=True))
+
+    def get(self, line: int) -> object:
+        position = self._at.get(line)
+        return None if position is None else self._table.items(np.array([position]))[0]
+
+    def __bool__(self) -> bool:
+        return bool(self._at)
+
+
 def _numbered(chunk: Chunk, texts: list[str], lines: list[Line] | None,
-              which: Sequence[int], passed: dict[int, object]
+              which: Sequence[int], passed: Passed | dict
               ) -> Iterator[tuple[Line, int, object]]:
     """The lines at these indexes, each with where it begins and its item in `passed` (or
     None). Of ASCII texts, as one Line changed in place, as `Chunk.stream` gives them: for a

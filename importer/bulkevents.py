@@ -46,6 +46,11 @@ class EventColumns:
         self._fields.update(field for _, field in self._props)
         self._values: dict[Derived, dict] = {}  # a field's derivation -> {its texts: value}
 
+    @property
+    def fields(self) -> frozenset[str]:
+        """The LogRecord fields `make` may read."""
+        return frozenset(self._fields.union(KEY_FIELDS))
+
     @staticmethod
     def of(builder: EventBuilder, checkpoint: Checkpoint | None,
            prepare: Callable[[Event], None] | None) -> EventColumns | None:

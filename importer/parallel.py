@@ -330,6 +330,8 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
     sieve = Sieve.of(pipeline.filters, pipeline.counters.explain)
     events = EventColumns.of(pipeline.builder, pipeline.checkpoint, pipeline.prepare) \
         if sieve is not None and sieve.complete else None
+    if events is not None:
+        sieve.read_too(events.fields)
     while True:
         task = tasks.get()
         if task is None:
