@@ -146,9 +146,9 @@ class EventColumns:
         texts = [raw[source] for source in derived.sources]
         one = len(texts) == 1
         value = derived.value
-        many = getattr(value, "many", None)  # records.Cached (timestamps)
-        if many is not None and one:
-            values = many(texts[0])
+        many = getattr(value, "many", None)  # timestamps: records.Cached, w3c._W3cTime
+        if many is not None:
+            values = many(*texts)
             if values is not None:
                 return values
         keys = texts[0] if one else list(zip(*texts, strict=True))

@@ -34,6 +34,7 @@ _CLF_MARKS = {2: b"/", 6: b"/", 11: b":", 14: b":", 17: b":", 20: b" "}
 _MONTH_CODES = np.array(sorted(int.from_bytes(m.encode(), "big") for m in MONTHS))
 _MONTH_OF_CODE = np.array([MONTHS[c.to_bytes(3, "big").decode()] for c in _MONTH_CODES.tolist()])
 _EPOCH_DAY = 719_468  # _days_from_civil(1970, 1, 1)
+_W3C_DIGITS = np.array([0, 1, 3, 4, 6, 7])  # of `HH:MM:SS`
 
 
 
@@ -191,6 +192,27 @@ class TimeParser:
         if day is None:
             day = self.w3c_day(date)
         return day + self.w3c_seconds(time_of_day)
+
+    def w3c_many(self, dates: list[str], times_of_day: list[str]) -> list[float] | None:
+        """`w3c` of each date and time, at once, where every time is written `HH:MM:SS` in
+        ASCII (what CloudFront and IIS write) and every date converts; None otherwise (then
+        `w3c` of each)."""
+        n = len(times_of_day)
+        if any(len(t) != 8 for t in times_of_day):
+            return None
+        try:
+            days = {date: self.w3c_day(date) for date in set(dates)}
+            data = "".join(times_of_day).encode("ascii")
+        except (ValueError, UnicodeEncodeError):
+            return None
+        rows = np.frombuffer(data, np.uint8).reshape(n, 8)
+        digits = (rows[:, _W3C_DIGITS] - ord("0")).astype(np.int64)  # uint8: others wrap
+        pair = digits[:, 0::2] * 10 + digits[:, 1::2]  # hh, mm, ss
+        if (digits > 9).any() or (rows[:, 2] != ord(":")).any() or (rows[:, 5] != ord(":")).any() \
+                or (pair > (23, 59, 60)).any():
+            return None
+        seconds = pair[:, 0] * 3600 + pair[:, 1] * 60 + pair[:, 2]
+        return (np.fromiter(map(days.__getitem__, dates), np.float64, n) + seconds).tolist()
 
     def w3c_day(self, date: str) -> float:
         day = self._days.get(date)

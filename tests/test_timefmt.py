@@ -45,3 +45,22 @@ def test_stamps_of_other_forms_are_left_to_clf(odd):
     stamps = ["10/Oct/2000:13:55:36 -0700"] * 3 + [odd]
     assert TimeParser().clf_many(stamps) is None
     assert TimeParser().clf_many(stamps[:3]) == [TimeParser().clf(stamps[0])] * 3
+
+
+def test_w3c_columns_at_once_are_each_row_converted():
+    rng = random.Random(4)
+    dates = ["2024-02-29", "2023-12-31", "2007-4-11", "1970-01-01", "2026-11-26", "2000-02-29"]
+    rows = [(rng.choice(dates), f"{rng.randrange(24):02}:{rng.randrange(60):02}:"
+             f"{rng.randrange(61):02}") for _ in range(3000)] + [("2026-11-26", "23:59:60")]
+    days, times_of_day = (list(column) for column in zip(*rows, strict=True))
+    assert TimeParser().w3c_many(days, times_of_day) == [
+        TimeParser().w3c(day, time_of_day) for day, time_of_day in rows]
+    assert TimeParser().w3c_many([], []) == []
+
+
+@pytest.mark.parametrize("date, odd", [
+    ("2026-11-26", "13:05:09.5"), ("2026-11-26", "24:00:00"), ("2026-11-26", "13:60:00"),
+    ("2026-11-26", "13:05:61"), ("2026-11-26", "13-05-09"), ("2026-11-26", " 3:05:09"),
+    ("2026-11-26", "13:05:\u0669\u0669"), ("2026-11-26", "13:5:9"), ("2026-13-01", "13:05:09")])
+def test_w3c_times_of_other_forms_are_left_to_w3c(date, odd):
+    assert TimeParser().w3c_many(["2026-11-26", date], ["13:05:09", odd]) is None
