@@ -92,7 +92,7 @@ class TimeParser:
         if not n:
             return []
         width = len(texts[0])
-        if width not in (_CLF_WIDTH, _CLF_WIDTH + 2) or any(len(t) != width for t in texts):
+        if width not in (_CLF_WIDTH, _CLF_WIDTH + 2) or set(map(len, texts)) != {width}:
             return None
         try:
             data = "".join(texts).encode("ascii")
@@ -198,7 +198,7 @@ class TimeParser:
         ASCII (what CloudFront and IIS write) and every date converts; None otherwise (then
         `w3c` of each)."""
         n = len(times_of_day)
-        if any(len(t) != 8 for t in times_of_day):
+        if set(map(len, times_of_day)) - {8}:
             return None
         try:
             days = {date: self.w3c_day(date) for date in set(dates)}
