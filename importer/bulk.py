@@ -105,8 +105,10 @@ class Sieve:
             skip.update(i for i, text in enumerate(texts) if not text or text.isspace())
         self.last = None
         found = self.sift(texts, parser, skip, data) if texts else None
+        # an ASCII line's end: its length + 1 on (`_positions`, `_numbered`)
+        ends = None if lines is not None else list(accumulate(map(len, texts)))
         if found is None:
-            return len(texts), _numbered(chunk, texts, lines, range(len(texts)), {}), None
+            return len(texts), _numbered(chunk, texts, lines, ends, range(len(texts)), {}), None
         counts, left, passed = found
         filtered.update(counts)
         made = None
@@ -117,9 +119,9 @@ class Sieve:
                 rows = table.rows[where[kept]].tolist()
                 done = set(rows)
                 left = [i for i in left if i not in done]
-                made = (*_positions(chunk, texts, lines, rows), [texts[i] for i in rows],
+                made = (*_positions(chunk, texts, lines, ends, rows), [texts[i] for i in rows],
                         columns)
-        return len(texts), _numbered(chunk, texts, lines, left, passed), made
+        return len(texts), _numbered(chunk, texts, lines, ends, left, passed), made
 
     def sift(self, texts: list[str], parser: Parser, skip: set[int] = frozenset(),
              data: bytes | None = None) -> tuple[Counter, list[int], Passed | dict] | None:
@@ -268,8 +270,8 @@ class Sieve:
         return k << _SHIFT | found
 
 
-def _positions(chunk: Chunk, texts: list[str], lines: list[Line] | None, rows: list[int]
-               ) -> tuple[list[int], list[int], list[int]]:
+def _positions(chunk: Chunk, texts: list[str], lines: list[Line] | None,
+               ends: list[int] | None, rows: list[int]) -> tuple[list[int], list[int], list[int]]:
     """The line numbers of the lines at these indexes, where each begins and ends, as
     `_numbered` gives them."""
     if lines is not None:
@@ -277,7 +279,6 @@ def _positions(chunk: Chunk, texts: list[str], lines: list[Line] | None, rows: l
                 [lines[i - 1].end if i else chunk.start for i in rows],
                 [lines[i].end for i in rows])
     start, last, lineno = chunk.start, len(texts) - 1, chunk.lineno + 1
-    ends = list(accumulate(map(len, texts)))
     return ([lineno + i for i in rows], [start + ends[i - 1] + i if i else start for i in rows],
             [chunk.end if i == last else start + ends[i] + i + 1 for i in rows])
 
@@ -301,18 +302,17 @@ class Passed:
 
 
 def _numbered(chunk: Chunk, texts: list[str], lines: list[Line] | None,
-              which: Sequence[int], passed: Passed | dict
+              ends: list[int] | None, which: Sequence[int], passed: Passed | dict
               ) -> Iterator[tuple[Line, int, object]]:
     """The lines at these indexes, each with where it begins and its item in `passed` (or
-    None). Of ASCII texts, as one Line changed in place, as `Chunk.stream` gives them: for a
-    reader that keeps only copies."""
+    None). Of ASCII texts (`ends`: the sums of their lengths), as one Line changed in place,
+    as `Chunk.stream` gives them: for a reader that keeps only copies."""
     item = passed.get
     if lines is not None:
         for i in which:
             yield lines[i], lines[i - 1].end if i else chunk.start, item(i)
         return
     start, last = chunk.start, len(texts) - 1
-    ends = list(accumulate(map(len, texts)))  # an ASCII line's end: its length + 1 on
     line = Line(0, 0, "")
     for i in which:
         line.lineno, line.text = chunk.lineno + i + 1, texts[i]

@@ -325,7 +325,8 @@ class FormatParser(Parser):
             how = target[5:]
             times = self.times
             convert = {
-                "clf": Cached(times.clf_stamps, times.clf, CLF_SURE.fullmatch), "iso": times.iso,
+                "clf": Cached(times.clf_stamps, times.clf, CLF_SURE.fullmatch, times.clf_many),
+                "iso": times.iso,
                 "epoch": times.epoch,
                 "msec": lambda v: times.epoch(v, 1e3), "usec": lambda v: times.epoch(v, 1e6),
             }.get(how) or (lambda v, layout=how[9:]: times.strptime(v.strip("[]"), layout))

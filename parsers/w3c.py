@@ -69,6 +69,19 @@ def header_names(line: str) -> list[str]:
     return line[len("#Fields:"):].split()
 
 
+class _W3cTime:
+    """The time of a date and a time of day column's texts (`TimeParser.w3c`); `many`: of
+    whole columns at once (importer/bulkevents.py)."""
+
+    __slots__ = ("w3c", "many")
+
+    def __init__(self, times: TimeParser) -> None:
+        self.w3c, self.many = times.w3c, times.w3c_many
+
+    def __call__(self, date: str, time_of_day: str) -> float:
+        return self.w3c(date, time_of_day)
+
+
 @lru_cache(maxsize=CACHE_LIMIT)
 def _url_decoded(value: str) -> str:
     return unquote(value)
@@ -307,9 +320,12 @@ class ColumnParser(Parser):
         if target == "time":
             sources = (columns.epoch_ms,) if columns.epoch_ms is not None else (
                 columns.date, columns.time)
-            clock = self._clock(0, 1, None) if len(sources) == 2 else self._clock(None, None, 0)
-            return None if clock is None or None in sources else Derived(
-                sources, lambda *values: clock(values))
+            if None in sources:
+                return None
+            if len(sources) == 2:
+                return Derived(sources, _W3cTime(self.times))
+            clock = self._clock(None, None, 0)
+            return Derived(sources, lambda *values: clock(values))
         plan = [(i, name, convert) for i, name, convert in columns.plan if name == target]
         path = columns.path if target == "uri" else None
         sources = tuple(i for i, _, _ in plan) + tuple(
