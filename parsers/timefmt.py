@@ -34,6 +34,10 @@ _CLF_MARKS = {2: b"/", 6: b"/", 11: b":", 14: b":", 17: b":", 20: b" "}
 _MONTH_CODES = np.array(sorted(int.from_bytes(m.encode(), "big") for m in MONTHS))
 _MONTH_OF_CODE = np.array([MONTHS[c.to_bytes(3, "big").decode()] for c in _MONTH_CODES.tolist()])
 _EPOCH_DAY = 719_468  # _days_from_civil(1970, 1, 1)
+# What a datetime can hold (years 1 to 9999, UTC): a stamp outside it is malformed, not an
+# event that no output (JSON lines, CSV dates) could write.
+FIRST_SECOND = -62_135_596_800.0  # 0001-01-01T00:00:00Z
+LAST_SECOND = 253_402_300_799.0  # 9999-12-31T23:59:59Z
 _W3C_DIGITS = np.array([0, 1, 3, 4, 6, 7])  # of `HH:MM:SS`
 
 
@@ -76,6 +80,8 @@ class TimeParser:
             value += second
         else:
             value = self._cached(text, self._parse_clf)
+        if not FIRST_SECOND <= value <= LAST_SECOND:
+            raise ValueError(f"timestamp out of range {text!r}")
         stamps = self.clf_stamps
         if len(stamps) >= CACHE_LIMIT:  # `remember`, inline: most stamps are new
             stamps.clear()
@@ -120,6 +126,8 @@ class TimeParser:
         days = _days_from_civil(year, _MONTH_OF_CODE[found]) + pair[:, 0] - 1 - _EPOCH_DAY
         offset = np.where(signs == ord("-"), -1, 1) * (pair[:, 6] * 3600 + pair[:, 7] * 60)
         epoch = days * 86_400 + pair[:, 3] * 3600 + pair[:, 4] * 60 + pair[:, 5] - offset
+        if epoch.min() < FIRST_SECOND or epoch.max() > LAST_SECOND:
+            return None
         return epoch.astype(np.float64).tolist()
 
     def _parse_clf(self, text: str) -> float:
@@ -155,7 +163,7 @@ class TimeParser:
             raise ValueError(f"bad timestamp {text!r}") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=self.default_tz)
-        return dt.timestamp()
+        return bounded(dt.timestamp(), text)
 
     def strptime(self, text: str, fmt: str) -> float:
         """Any strftime layout (Apache `%{format}t`, W3C date + time columns)."""
@@ -169,17 +177,17 @@ class TimeParser:
             raise ValueError(f"bad timestamp {text!r} for layout {fmt!r}") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=self.default_tz)
-        return dt.timestamp()
+        return bounded(dt.timestamp(), text)
 
     def auto(self, value: object) -> float:
         """A timestamp whose form is not fixed (JSON logs): a number or digits are Unix time
         in s, ms, us or ns (told apart by size), `26/Nov/2026:12:00:00 +0100` is CLF, anything
         else ISO 8601."""
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return epoch_any_unit(float(value))
+            return bounded(epoch_any_unit(float(value)), value)
         text = str(value)
         if text[:1].isdecimal() and text.replace(".", "", 1).isdecimal():
-            return epoch_any_unit(float(text))
+            return bounded(epoch_any_unit(float(text)), text)
         if text[2:3] == "/" or text[1:2] == "/" or text[:1] == "[":
             return self.clf(text)
         return self.iso(text)
@@ -191,7 +199,7 @@ class TimeParser:
         day = self._days.get(date)
         if day is None:
             day = self.w3c_day(date)
-        return day + self.w3c_seconds(time_of_day)
+        return bounded(day + self.w3c_seconds(time_of_day), f"{date} {time_of_day}")
 
     def w3c_many(self, dates: list[str], times_of_day: list[str]) -> list[float] | None:
         """`w3c` of each date and time, at once, where every time is written `HH:MM:SS` in
@@ -212,7 +220,10 @@ class TimeParser:
                 or (pair > (23, 59, 60)).any():
             return None
         seconds = pair[:, 0] * 3600 + pair[:, 1] * 60 + pair[:, 2]
-        return (np.fromiter(map(days.__getitem__, dates), np.float64, n) + seconds).tolist()
+        epoch = np.fromiter(map(days.__getitem__, dates), np.float64, n) + seconds
+        if n and (epoch.min() < FIRST_SECOND or epoch.max() > LAST_SECOND):
+            return None
+        return epoch.tolist()
 
     def w3c_day(self, date: str) -> float:
         day = self._days.get(date)
@@ -235,9 +246,16 @@ class TimeParser:
     def epoch(text: str, scale: float = 1.0) -> float:
         """Unix time as a number: seconds (`1764158400.123`), or milli/micro seconds via scale."""
         try:
-            return float(text) / scale
+            return bounded(float(text) / scale, text)
         except ValueError:
             raise ValueError(f"bad epoch timestamp {text!r}") from None
+
+
+def bounded(value: float, text: object) -> float:
+    """`value`, if a datetime can hold it (see LAST_SECOND; NaN cannot); else ValueError."""
+    if FIRST_SECOND <= value <= LAST_SECOND:
+        return value
+    raise ValueError(f"timestamp out of range {text!r}")
 
 
 def epoch_any_unit(value: float) -> float:
