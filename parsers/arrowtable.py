@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from pyarrow import csv
 
 from .base import CACHE_LIMIT
-from .columns import Derived, Encoded, Table
+from .columns import Derived, Encoded, Table, Texts
 
 _QUOTE = ord('"')
 FEW = 8  # fewer lines are read faster with the regex, a call to pyarrow costs ~1 ms
@@ -147,13 +147,13 @@ def column_layout(count: int, delimiter: str) -> Layout:
     return Layout(delimiter, None, {}, {i: Place(i) for i in range(count)})
 
 
-def joined(texts: list[str], data: bytes | None) -> bytes:
+def joined(texts: Sequence[str], data: bytes | None) -> bytes:
     """The lines as one buffer: `data` if given (their bytes as read), else their texts (a
     line that is not UTF-8 is left to the per-line path anyway)."""
     return data if data is not None else "\n".join(texts).encode("utf-8", "replace")
 
 
-def read(layout: Layout, texts: list[str], data: bytes,
+def read(layout: Layout, texts: Sequence[str], data: bytes,
          derive: Callable[[str], Derived | None], checks: tuple[str, ...],
          item: Callable[[int], object] | None = None, only: set[int] | None = None
          ) -> ArrowTable | None:
@@ -193,20 +193,25 @@ def read(layout: Layout, texts: list[str], data: bytes,
                       ascii_only=ascii_only)
 
 
-def _split(layout: Layout, texts: list[str], data: bytes, ascii_only: bool,
+def _split(layout: Layout, texts: Sequence[str], data: bytes, ascii_only: bool,
            wanted: set[int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict] | None:
     """The bytes, where each line ends, the lines of the layout's number of columns and
     those columns (pyarrow's CSV reader; the `wanted` ones, if not all: column -> array);
     None where its rows are not the lines."""
     count = len(texts)
-    if count < FEW or b"\r" in data:  # pyarrow ends a row at a CR too
+    if count < FEW:
         return None
-    buf = np.frombuffer(data, np.uint8)
-    ends = np.flatnonzero(buf == 10)
-    if not data.endswith(b"\n"):
-        ends = np.append(ends, len(data))
-    if len(ends) != count:
-        return None
+    if isinstance(texts, Texts) and texts.data is data:  # found already
+        buf, ends = texts.buf, texts.ends
+    else:
+        if b"\r" in data:  # pyarrow ends a row at a CR too
+            return None
+        buf = np.frombuffer(data, np.uint8)
+        ends = np.flatnonzero(buf == 10)
+        if not data.endswith(b"\n"):
+            ends = np.append(ends, len(data))
+        if len(ends) != count:
+            return None
     skipped: list[str] = []  # the rows of another number of columns
     names = [str(i) for i in range(len(layout.quoted or layout.places))]
     try:

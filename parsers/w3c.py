@@ -263,7 +263,7 @@ class ColumnParser(Parser):
             return lambda values: times.w3c(values[date], values[time])
         return None
 
-    def table(self, texts: list[str], data: bytes | None = None, fields: Sequence[str] = ()
+    def table(self, texts: Sequence[str], data: bytes | None = None, fields: Sequence[str] = ()
               ) -> Table | None:
         """Lines of the expected number of columns, a row's item being its columns (read in
         C by parsers/arrowtable.py where a separator parts them, only the columns of
