@@ -32,7 +32,7 @@ from .sources import Chunk, Line
 # `split`'s maker of events from a table's rows at some positions: (those it made events of,
 # their columns), and what it gives back of them.
 Make = Callable[[Table, list[int]], tuple[list[int], list[list]]]
-Made = tuple[list[int], list[int], list[int], list[str], list[list]]
+Made = tuple[list[int], list[int], list[int], list[str] | None, list[list]]
 
 # A row's verdict as a number, so that the first objection in the rules' order is the least
 # (np.minimum over the steps' columns): the step's position, then what it said.
@@ -88,12 +88,14 @@ class Sieve:
         `_numbered`: keep copies only); the others are added to `filtered`."""
         return self.split(chunk, parser, filtered)[:2]
 
-    def split(self, chunk: Chunk, parser: Parser, filtered: Counter, make: Make | None = None
+    def split(self, chunk: Chunk, parser: Parser, filtered: Counter, make: Make | None = None,
+              texts_too: bool = True
               ) -> tuple[int, Iterator[tuple[Line, int, object]], Made | None]:
         """`lines`, but the lines that every filter let through are first given to `make`
         (`EventColumns.make` without its last argument), and those it made events of are
         not left: they come back as (line numbers, where each begins, where each ends, their
-        texts, the columns `make` gave)."""
+        texts if `texts_too` (else None: most are not decoded at all), the columns `make`
+        gave)."""
         lines: list[Line] | None = None
         data: bytes | None = chunk.data
         if chunk.ascii():
@@ -119,8 +121,8 @@ class Sieve:
                 rows = table.rows[where[kept]].tolist()
                 done = set(rows)
                 left = [i for i in left if i not in done]
-                made = (*_positions(chunk, texts, lines, rows), [texts[i] for i in rows],
-                        columns)
+                made = (*_positions(chunk, texts, lines, rows),
+                        [texts[i] for i in rows] if texts_too else None, columns)
         return len(texts), _numbered(chunk, texts, lines, left, passed), made
 
     def sift(self, texts: Sequence[str], parser: Parser, skip: set[int] = frozenset(),
