@@ -158,6 +158,11 @@ class Texts(Sequence[str]):
             self._ends = self.ends.tolist()
         return self._ends
 
+    def begin_with(self, text: bytes) -> bool:
+        """Whether a line begins with this byte."""
+        return bool(len(self.buf)) and bool(
+            (self.buf.take(self.begins, mode="clip") == text[0]).any())
+
     def blank(self) -> set[int]:
         """The lines that are empty or white space only."""
         lengths = self.ends - self.begins

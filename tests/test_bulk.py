@@ -197,6 +197,7 @@ def test_a_chunks_texts_are_decoded_line_by_line_as_its_lines(data):
     assert texts.blank() == {i for i, text in enumerate(expected) if not text.strip()}
     assert list(texts) == expected and texts.index(expected[-1]) == expected.index(expected[-1])
     assert [data[:end].count(b"\n") for end in texts.offsets()] == list(range(len(texts)))
+    assert texts.begin_with(b"x") == any(text.startswith("x") for text in expected)
 
 
 def test_undecodable_crlf_nul_lines_are_left_to_the_per_line_path():
