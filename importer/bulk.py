@@ -110,6 +110,8 @@ class Sieve:
         self.last = None
         found = self.sift(texts, parser, skip, data) if texts else None
         if found is None:
+            if isinstance(texts, Texts):
+                texts.all()  # every line is left: decoded at once (half the cost)
             return len(texts), _numbered(chunk, texts, lines, range(len(texts)), {}), None
         counts, left, passed = found
         filtered.update(counts)
