@@ -283,7 +283,7 @@ class FormatParser(Parser):
     def keep_fields(self, names: frozenset[str]) -> None:
         self._build = compile_builder(self._setters, names)
 
-    def table(self, texts: list[str], data: bytes | None = None,
+    def table(self, texts: Sequence[str], data: bytes | None = None,
               fields: Sequence[str] = ()) -> Table:
         """The lines the plain regex matches, but those with a backslash (escapes: the
         regex that reads them may split them differently); a row's item is its groups,

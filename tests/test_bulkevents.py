@@ -225,6 +225,10 @@ def test_each_row_gives_what_its_line_gives(tmp_path, case):
             event.name, event.url, event.domain, event.ip, event.user_agent, event.time,
             event.referrer, event.props]
         assert (wires[n], keys[n]) == (event.wire, key)
+    # Without the lines' texts (no --explain samples), the same.
+    _, _, bare = sieve.split(chunk, parser, Counter(), partial(events.make, keyed=True),
+                             texts_too=False)
+    assert bare[3] is None and bare[:3] == made[:3] and bare[4][-1] == keys
     checkpoint.close()
 
 
