@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import arrowtable
+from . import layouts
 from .base import LogRecord, ParseError, Parser
 from .columns import Derived, ItemTable, Table
 from .records import OPAQUE, Cached, compile_builder, compile_field, int_or_none
@@ -270,7 +270,7 @@ class FormatParser(Parser):
         self._plain = re.compile(self.regex.pattern.replace(_QUOTED, '[^"]*'))
         # The same lines as columns read in C, where the format's are (fields apart by single
         # spaces, quoted or not): see table().
-        self._layout = None if tail_parts else arrowtable.text_layout(
+        self._layout = None if tail_parts else layouts.text_layout(
             self.parts, lambda pattern: pattern.replace(_QUOTED, '[^"]*'))
         self._setters = [self._setter(f) for f in self.fields]
         self._build = compile_builder(self._setters)
@@ -290,7 +290,9 @@ class FormatParser(Parser):
         source i + 1 being field i's text. Read as columns where the format's lines are
         (parsers/arrowtable.py), else with the regex."""
         if self._layout is not None:
-            found = arrowtable.read(self._layout, texts, arrowtable.joined(texts, data),
+            from . import arrowtable  # pyarrow: loaded where tables are read (parse workers)
+
+            found = arrowtable.read(self._layout, texts, layouts.joined(texts, data),
                                     self._derive, self._checks)
             if found is not None:
                 return found

@@ -18,7 +18,7 @@ from functools import lru_cache
 from operator import attrgetter, itemgetter
 from urllib.parse import unquote
 
-from . import arrowtable
+from . import layouts
 from .base import CACHE_LIMIT, LogRecord, ParseError, Parser, SkipLine
 from .columns import Derived, ItemTable, Table, Texts
 from .records import STATUS_CODES, int_or_none, int_source
@@ -263,7 +263,7 @@ class ColumnParser(Parser):
         self.columns = columns
         self.clock = self._clock(columns.date, columns.time, columns.epoch_ms)
         self._derived: dict[str, Derived | None] = {}
-        self._layout = None if self.separator is None else arrowtable.column_layout(
+        self._layout = None if self.separator is None else layouts.column_layout(
             len(columns.names), self.separator)
 
     def _clock(self, date: int | None, time: int | None, epoch_ms: int | None
@@ -282,7 +282,7 @@ class ColumnParser(Parser):
         C by parsers/arrowtable.py where a separator parts them, only the columns of
         `fields` and the checks); None for lines with a header among them, or after a
         header not of this format."""
-        blob = arrowtable.joined(texts, data)
+        blob = layouts.joined(texts, data)
         if isinstance(texts, Texts) and texts.data is blob:  # ASCII: no byte order mark
             header = texts.begin_with(b"#")  # where each line begins is known
         else:  # (searching a MiB for `\n#` takes ~3 ms)
@@ -294,6 +294,8 @@ class ColumnParser(Parser):
         checks = ("time",) if columns.epoch_ms is not None else (
             ("time:date", "time:of_day") if self.clock is not None else ())
         if self._layout is not None:
+            from . import arrowtable  # pyarrow: loaded where tables are read (parse workers)
+
             read = (self._derive(name) for name in (*fields, *checks))
             found = arrowtable.read(self._layout, texts, blob, self._derive, checks,
                                     lambda i: texts[i].split(separator),

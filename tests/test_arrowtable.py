@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ from tests.test_bulk import chains, per_line, sifted
 
 GOOD = ('10.0.0.1 - - [01/Mar/2026:01:00:00 +0100] "GET /a.css HTTP/1.1" 200 5 '
         '"https://example.com/" "Mozilla/5.0 (X11) Firefox/126.0"')
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def combined_edges() -> list[str]:
@@ -219,3 +222,12 @@ def test_workers_do_not_import_pandas():
             "    Sieve.of(chains()['options'], 0).sift(texts, p, {0}, '\\n'.join(texts).encode())\n"
             "assert 'pandas' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_run_that_reads_no_table_does_not_load_pyarrow(tmp_path):
+    """A small file is read in-process, line by line: pyarrow (~0.1 s to import) stays out."""
+    code = ("import sys; from importer.cli import main\n"
+            f"main(['send', 'sample_logs', '--domain', 'example.com', '--dry-run', '--quiet',"
+            f" '--state', {str(tmp_path / 'state')!r}])\n"
+            "assert 'pyarrow' not in sys.modules, 'pyarrow loaded'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
