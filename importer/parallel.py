@@ -38,14 +38,14 @@ from dataclasses import dataclass, fields
 from functools import partial
 from itertools import compress, repeat
 from operator import add, attrgetter
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from parsers.base import ParseError, Parser, SkipLine
 
 from .bulk import Sieve
 from .bulkevents import EventColumns
 from .events import Event, Origin
-from .sources import CHUNK_SIZE, Chunk, Line, Source
+from .sources import CHUNK_SIZE, Chunk, Line, Source, Span
 from .summary import MALFORMED_SHOWN, difference, merge, snapshot
 
 if TYPE_CHECKING:
@@ -57,7 +57,6 @@ MIN_BYTES = 32 << 20  # decompressed bytes (estimated) below which a file is rea
 COMPRESSION_RATIO = 10  # a guess at how much compressed files grow, for MIN_BYTES
 CHUNK_BYTES = CHUNK_SIZE  # lines go to a worker by the MiB
 IN_FLIGHT_PER_WORKER = 3  # chunks queued or being parsed per worker
-TAIL = 64  # bytes of a `_Span` that must be as read by the main process
 
 _EVENT_FIELDS = tuple(f.name for f in fields(Event)
                       if f.init and f.name not in ("origin", "wire"))
@@ -85,19 +84,7 @@ class _File:
     head: tuple[str, ...]  # the first lines, which the main process detected the format on
     keyed: bool  # dedupe keys wanted (a checkpoint is in use)
     texts: bool  # the candidates' line texts wanted (--explain samples)
-    path: str | None = None  # a plain file: chunks may come as a `_Span` to read from it
-
-
-class _Span(NamedTuple):
-    """A chunk of a plain file, for the worker to read itself (os.pread) instead of receiving
-    it through a pipe: the main process still reads it (it finds the lines' ends and the
-    header lines), but pickling and piping each MiB cost it ~0.1 s CPU per 230 MiB. `tail`,
-    the chunk's last bytes as read here, tells whether the file changed since (rotated,
-    truncated): then the worker answers None and gets the bytes after all."""
-
-    start: int
-    end: int
-    tail: bytes
+    path: str | None = None  # a plain file: chunks may come as a `Span` to read from it
 
 
 class WorkerError(RuntimeError):
@@ -166,69 +153,95 @@ class Workers:
         self._workers, self._results = [], None
 
     def run(self, source: Source, head: list[Line], start: int, lineno: int,
-            cursor: Cursor | None, bar) -> None:
+            cursor: Cursor | None, bar, parser: Parser) -> None:
         """Read `source` from `start` (`lineno` lines before it) as the serial loop would."""
         if not self._workers:
             self._start()
-        pipeline = self.pipeline
         self.files += 1
         plain = source.compression == "plain"
         info = _File(self.files, source.name, tuple(line.text for line in head),
-                     cursor is not None, bool(pipeline.counters.explain),
+                     cursor is not None, bool(self.pipeline.counters.explain),
                      source.path if plain else None)
+        with contextlib.ExitStack() as stack:
+            if plain:  # the workers read the chunks; here only where they end
+                raw = stack.enter_context(source.open_raw())
+                chunks = source.spans(raw, start, CHUNK_BYTES)
+                fd = raw.fileno()
+            else:
+                chunks = source.chunks(start, lineno, CHUNK_BYTES, numbered=False)
+                fd = None
+            stack.callback(chunks.close)
+            self._run(source, info, chunks, fd, head, start, lineno, cursor, bar, parser)
+
+    def _run(self, source: Source, info: _File, chunks: Iterator[Chunk | Span], fd: int | None,
+             head: list[Line], start: int, lineno: int, cursor: Cursor | None, bar,
+             parser: Parser) -> None:
+        pipeline = self.pipeline
         headers: dict[str, str] = {}
         for line in head:
             if line.end <= start:
                 _remember_header(headers, line.text)
+        scan = parser.headers  # only a format that learns from header lines needs them found
         pending: dict[int, tuple] = {}  # results that came back before their turn
-        queued: deque[tuple[Chunk, _Worker, tuple[str, ...]]] = deque()
-        seq = done = 0
-        last_position = 0
+        queued: deque[tuple[Chunk | Span, _Worker, tuple[str, ...]]] = deque()
+        done = last_position = 0
+        lost = False  # the file changed under the workers and here: the rest is left
         # The workers number each chunk's lines from 1 and count them; `_apply` adds the
         # lines of the chunks before (counting them here cost ~10% of this process's CPU).
         self._lineno = lineno
-        chunks = source.chunks(start, lineno, CHUNK_BYTES, numbered=False)
-        try:
-            for chunk in chunks:
-                if pipeline.stop_requested:
-                    break
-                if len(queued) >= self.count * IN_FLIGHT_PER_WORKER:
-                    earlier, by, replayed = queued.popleft()
-                    result = self._result(info, done, pending, earlier, by, replayed)
-                    self._apply(source, earlier, by, result, cursor)
-                    done += 1
-                worker = min(self._workers, key=lambda w: w.busy)  # the least behind
-                replay = tuple(headers.values())
-                whole = len(chunk.data) == chunk.end - chunk.start  # else a line was cut
-                task = _Span(chunk.start, chunk.end, chunk.data[-TAIL:]) \
-                    if plain and whole else chunk
-                worker.tasks.put((info, seq, task, replay))
-                worker.busy += 1
-                queued.append((chunk, worker, replay))
-                seq += 1
-                _scan_headers(chunk.data, headers)
-                if bar is not None:
-                    bar.update(source.position - last_position)
-                    last_position = source.position
-            while queued:
-                chunk, worker, replay = queued.popleft()
-                result = self._result(info, done, pending, chunk, worker, replay)
-                if pipeline.stop_requested:  # dropped: a rerun reads them again
-                    worker.busy -= 1
-                else:
-                    self._apply(source, chunk, worker, result, cursor)
+        for seq, chunk in enumerate(chunks):
+            if pipeline.stop_requested:
+                break
+            if len(queued) >= self.count * IN_FLIGHT_PER_WORKER:
+                earlier, by, replayed = queued.popleft()
+                result = self._result(info, done, pending, earlier, by, replayed, fd)
                 done += 1
-        finally:
-            chunks.close()
+                if result is None:
+                    lost = self._lost(source, earlier, by)
+                    break
+                self._apply(source, earlier, by, result, cursor)
+            worker = min(self._workers, key=lambda w: w.busy)  # the least behind
+            replay = tuple(headers.values())
+            worker.tasks.put((info, seq, chunk, replay))
+            worker.busy += 1
+            queued.append((chunk, worker, replay))
+            if scan:
+                data = chunk.data if isinstance(chunk, Chunk) else \
+                    os.pread(fd, chunk.end - chunk.start, chunk.start)
+                _scan_headers(data, headers)
+            if bar is not None:
+                bar.update(source.position - last_position)
+                last_position = source.position
+        while queued:
+            chunk, worker, replay = queued.popleft()
+            result = self._result(info, done, pending, chunk, worker, replay, fd)
+            done += 1
+            if result is None and not lost:
+                lost = self._lost(source, chunk, worker)
+            elif lost or pipeline.stop_requested:  # dropped: a rerun reads them again
+                worker.busy -= 1
+            else:
+                self._apply(source, chunk, worker, result, cursor)
         if bar is not None:
             bar.update(source.position - last_position)
 
-    def _result(self, info: _File, seq: int, pending: dict[int, tuple], chunk: Chunk,
-                worker: _Worker, replay: tuple[str, ...]) -> tuple:
-        """Chunk `seq`'s result; if its worker found the file changed under a `_Span`, after
-        sending it the bytes read here."""
+    @staticmethod
+    def _lost(source: Source, chunk: Span, worker: _Worker) -> bool:
+        worker.busy -= 1
+        source.warning = f"the file changed while being read; kept the lines before byte " \
+                         f"{chunk.start}"
+        return True
+
+    def _result(self, info: _File, seq: int, pending: dict[int, tuple], chunk: Chunk | Span,
+                worker: _Worker, replay: tuple[str, ...], fd: int | None) -> tuple | None:
+        """Chunk `seq`'s result; if its worker found the file changed under a `Span`, after
+        sending it the bytes read here, or None if they changed here too."""
         result = self._next(seq, pending)
         if result[0] is None:
+            data = _PlainFile.read_fd(fd, chunk)
+            if data is None:
+                return None
+            chunk = Chunk(data, 0, chunk.start, chunk.end)
             worker.tasks.put((info, seq, chunk, replay))
             result = self._next(seq, pending)
         return result
@@ -345,7 +358,7 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
                     [Line(n, 0, text) for n, text in enumerate(info.head, 1)])
                 current = info.seq
                 file.open(info.path)
-            if isinstance(chunk, _Span):
+            if isinstance(chunk, Span):
                 data = file.read(chunk)
                 if data is None:
                     results.put((seq, None))  # changed: the main process sends the bytes
@@ -363,7 +376,7 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
 
 
 class _PlainFile:
-    """A worker's descriptor of the plain file its chunks come from as `_Span`s."""
+    """A worker's descriptor of the plain file its chunks come from as `Span`s."""
 
     def __init__(self) -> None:
         self.fd: int | None = None
@@ -374,12 +387,16 @@ class _PlainFile:
             with contextlib.suppress(OSError):  # gone: each span is then sent whole
                 self.fd = os.open(path, os.O_RDONLY)
 
-    def read(self, span: _Span) -> bytes | None:
-        """The span's bytes, or None if they are not the ones the main process read."""
-        if self.fd is None:
+    def read(self, span: Span) -> bytes | None:
+        """The span's bytes, or None if they are not the ones the main process found."""
+        return self.read_fd(self.fd, span)
+
+    @staticmethod
+    def read_fd(fd: int | None, span: Span) -> bytes | None:
+        if fd is None:
             return None
         try:
-            data = os.pread(self.fd, span.end - span.start, span.start)
+            data = os.pread(fd, span.end - span.start, span.start)
         except OSError:
             return None
         return data if len(data) == span.end - span.start and data.endswith(span.tail) \

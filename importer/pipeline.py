@@ -125,7 +125,7 @@ class Pipeline:
             lines.close()
             if not self._workers.started:
                 self._before_fork(parser, sniffed)
-            self._workers.run(source, sniffed, start, lineno, cursor, bar)
+            self._workers.run(source, sniffed, start, lineno, cursor, bar, parser)
         else:
             self._read(source, itertools.chain(head, lines), parser, cursor, bar)
         if cursor is not None:

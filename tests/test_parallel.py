@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import random
 import zlib
 from collections import Counter
@@ -194,10 +195,13 @@ def test_chunks_of_a_file_changed_under_the_workers_are_sent_to_them(logs, tiny_
     serial = run(logs, workers=1, explain=3)
     real_pread = parallel.os.pread
     spans = []
+    main = os.getpid()
 
     def pread(fd, length, offset):  # in the workers: a file changing under them
-        spans.append(offset)
         data = real_pread(fd, length, offset)
+        if os.getpid() == main:
+            return data
+        spans.append(offset)
         if len(spans) % 3 == 1:
             return data[:-1]  # shorter
         if len(spans) % 3 == 2:
