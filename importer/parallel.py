@@ -85,6 +85,9 @@ class _File:
     keyed: bool  # dedupe keys wanted (a checkpoint is in use)
     texts: bool  # the candidates' line texts wanted (--explain samples)
     path: str | None = None  # a plain file: chunks may come as a `Span` to read from it
+    # Only what dedupe and the counters need of the candidates is wanted (the sink counts
+    # them): (keys, times, texts or None) for the columns, not ~1 KiB an event to pickle.
+    slim: bool = False
 
 
 class WorkerError(RuntimeError):
@@ -159,9 +162,12 @@ class Workers:
             self._start()
         self.files += 1
         plain = source.compression == "plain"
+        pipeline = self.pipeline
+        slim = cursor is not None and cursor.checkpoint.run_keys is not None \
+            and getattr(pipeline.sink, "counts_only", False)
         info = _File(self.files, source.name, tuple(line.text for line in head),
-                     cursor is not None, bool(self.pipeline.counters.explain),
-                     source.path if plain else None)
+                     cursor is not None, bool(pipeline.counters.explain),
+                     source.path if plain else None, slim)
         with contextlib.ExitStack() as stack:
             if plain:  # the workers read the chunks; here only where they end
                 raw = stack.enter_context(source.open_raw())
@@ -286,7 +292,9 @@ class Workers:
         for number, text, reason, explained in malformed:
             pipeline._malformed(source, Line(before + number, 0, text), reason,
                                 None if explained is None else lambda e=explained: e)
-        if candidates:
+        if isinstance(candidates, tuple):
+            self._count(candidates, cursor)
+        elif candidates:
             self._settle(source.name, candidates, before, cursor)
         if cursor is not None and lines:
             cursor.advance(chunk.end, self._lineno)
@@ -322,6 +330,17 @@ class Workers:
         submit = sink.submit
         for event in events:
             submit(event)
+
+
+    def _count(self, slim: tuple, cursor: Cursor) -> None:
+        """A chunk's candidate events as `_File.slim` has them through dedupe, and counted."""
+        keys, whens, texts = slim
+        known = cursor.admit_chunk(keys, whens)
+        for i, outcome in known.items():
+            self.pipeline._known(outcome, (texts[i] or "") if texts else "")
+        new = len(keys) - len(known)
+        self.pipeline.counters.events += new
+        self.pipeline.sink.submit_all((), new)
 
 
 def _events(name: str, columns: list[tuple], numbers: list[int]) -> Iterator[Event]:
@@ -368,6 +387,10 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
                 with contextlib.suppress(ParseError, SkipLine, ValueError):
                     parser.parse(text)
             examined = _examine_chunk(pipeline, parser, info, chunk, malformed, sieve, events)
+            if info.slim and examined[0]:
+                columns = examined[0]
+                examined = ((columns[_KEY], columns[_TIME], columns[_TEXT] if info.texts else None),
+                            *examined[1:])
             kinds.publish()
             results.put((seq, *examined))
         except BaseException:  # noqa: BLE001 - any failure must reach the main process

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from importer import parallel
+from importer.delivery import DryRunSink
 from importer.digests import DigestMap
 from importer.events import Event
 from importer.filters import FilterChain
@@ -172,6 +173,50 @@ def test_checkpoint_positions_and_dedupe_match_over_reruns(tmp_path, tiny_chunks
     assert results[1] == results[2]
     runs = json.loads(results[2])
     assert runs[-1][0]["events"] < runs[0][0]["events"]  # reruns send only what is new
+
+
+def dry_run(inputs: list[Path], workers: int, state: Path, output: io.StringIO | None
+            ) -> tuple[dict, str]:
+    """A dry run as the CLI makes it: read-only state, the events only counted or written."""
+    counters = Counters(explain=3)
+    checkpoint = Checkpoint(str(state), readonly=True)
+    pipeline = Pipeline(inputs=[str(p) for p in inputs], builder=EventBuilder("example.com"),
+                        sink=DryRunSink(counters, output), counters=counters,
+                        checkpoint=checkpoint, workers=workers)
+    try:
+        pipeline.run()
+    finally:
+        checkpoint.close()
+    assert counters.check() == []
+    summary = counters.as_dict()
+    del summary["elapsed_s"]
+    return summary, "" if output is None else output.getvalue()
+
+
+def test_a_dry_run_that_only_counts_gets_what_it_counts_from_the_workers(tmp_path, tiny_chunks,
+                                                                        monkeypatch):
+    """Without --output the workers send only each event's key, time (and line, for the
+    summary's samples): dedupe, counts and samples come out as with the events whole."""
+    lines = combined_bytes(3000, seed=11).splitlines(keepends=True)
+    log, sent, state = tmp_path / "access.log", tmp_path / "sent.log", tmp_path / "state"
+    log.write_bytes(b"".join(lines[:2000] + lines[1990:2010]))  # repeated lines nearby
+    sent.write_bytes(b"".join(lines[100:300]))
+    run([sent], workers=1, state=state)  # sent before: duplicates from the state too
+    run([log], workers=1, state=state,  # and some of this log: sent or not, read again
+        fails=lambda e: zlib.crc32(e.url.encode()) % 5 == 0)
+    counted = []
+    monkeypatch.setattr(parallel.Workers, "_count",
+                        lambda self, slim, cursor, real=parallel.Workers._count:
+                        counted.append(len(slim[0])) or real(self, slim, cursor))
+    serial, _ = dry_run([log], 1, state, None)
+    assert not counted
+    whole, events = dry_run([log], 2, state, io.StringIO())
+    assert not counted and events.count("\n") == whole["events"]
+    slim, _ = dry_run([log], 2, state, None)
+    assert sum(counted) > whole["events"] > 0
+    assert slim == whole == serial
+    assert slim["duplicates"] > 20 and slim["filtered"]["already_sent"] > 20
+    assert slim["filter_samples"]["already_sent"]
 
 
 def test_dedupe_without_state_matches_in_process(tmp_path, tiny_chunks, monkeypatch):
