@@ -19,8 +19,10 @@ filter lets through become candidates column by column (importer/bulkevents.py) 
 quietly can; `_examine` sees the others.
 
 A chunk holds about a MiB of whole lines. The parser of each file is made in each worker from
-the same first lines the main process detected it on; header lines (`#Fields:`) seen in earlier
-chunks are replayed before a chunk, so a W3C/CloudFront parser knows its columns anywhere.
+the same first lines the main process detected it on; header lines (`#Fields:`) of earlier
+chunks are replayed before a chunk, so a W3C/CloudFront parser knows its columns anywhere (the
+workers tell which a chunk holds; the main process, which finds only where chunks of a plain
+file end, reads none of them).
 Small files, standard input and `--follow` polls are read in-process: forking costs more.
 """
 from __future__ import annotations
@@ -88,6 +90,7 @@ class _File:
     # Only what dedupe and the counters need of the candidates is wanted (the sink counts
     # them): (keys, times, texts or None) for the columns, not ~1 KiB an event to pickle.
     slim: bool = False
+    headers: bool = False  # the parser learns from header lines: those of each chunk wanted
 
 
 class WorkerError(RuntimeError):
@@ -167,7 +170,7 @@ class Workers:
             and getattr(pipeline.sink, "counts_only", False)
         info = _File(self.files, source.name, tuple(line.text for line in head),
                      cursor is not None, bool(pipeline.counters.explain),
-                     source.path if plain else None, slim)
+                     source.path if plain else None, slim, parser.headers)
         with contextlib.ExitStack() as stack:
             if plain:  # the workers read the chunks; here only where they end
                 raw = stack.enter_context(source.open_raw())
@@ -177,19 +180,23 @@ class Workers:
                 chunks = source.chunks(start, lineno, CHUNK_BYTES, numbered=False)
                 fd = None
             stack.callback(chunks.close)
-            self._run(source, info, chunks, fd, head, start, lineno, cursor, bar, parser)
+            self._run(source, info, chunks, fd, head, start, lineno, cursor, bar)
 
     def _run(self, source: Source, info: _File, chunks: Iterator[Chunk | Span], fd: int | None,
-             head: list[Line], start: int, lineno: int, cursor: Cursor | None, bar,
-             parser: Parser) -> None:
+             head: list[Line], start: int, lineno: int, cursor: Cursor | None, bar) -> None:
         pipeline = self.pipeline
-        headers: dict[str, str] = {}
-        for line in head:
+        # The header lines in force (W3C, CloudFront) before the next chunk to apply: those
+        # before `start`, then those the workers found in each chunk applied. A chunk sent
+        # before that is known goes with a guess (the header lines at the top, which the
+        # first chunk holds), checked as it is applied: if wrong, it is parsed again.
+        known: dict[str, str] = {}
+        guess: dict[str, str] = {}
+        for line in head if info.headers else ():
+            _remember_header(guess, line.text)
             if line.end <= start:
-                _remember_header(headers, line.text)
-        scan = parser.headers  # only a format that learns from header lines needs them found
+                _remember_header(known, line.text)
         pending: dict[int, tuple] = {}  # results that came back before their turn
-        queued: deque[tuple[Chunk | Span, _Worker, tuple[str, ...]]] = deque()
+        queued: deque[tuple[Chunk | Span, _Worker, dict[str, str]]] = deque()
         done = last_position = 0
         lost = False  # the file changed under the workers and here: the rest is left
         # The workers number each chunk's lines from 1 and count them; `_apply` adds the
@@ -199,58 +206,66 @@ class Workers:
             if pipeline.stop_requested:
                 break
             if len(queued) >= self.count * IN_FLIGHT_PER_WORKER:
-                earlier, by, replayed = queued.popleft()
-                result = self._result(info, done, pending, earlier, by, replayed, fd)
+                lost = not self._take(source, info, queued, pending, done, fd, cursor, known,
+                                      guess)
                 done += 1
-                if result is None:
-                    lost = self._lost(source, earlier, by)
+                if lost:
                     break
-                self._apply(source, earlier, by, result, cursor)
             worker = min(self._workers, key=lambda w: w.busy)  # the least behind
-            replay = tuple(headers.values())
-            worker.tasks.put((info, seq, chunk, replay))
+            replay = dict(guess if seq else known)
+            worker.tasks.put((info, seq, chunk, tuple(replay.values())))
             worker.busy += 1
             queued.append((chunk, worker, replay))
-            if scan:
-                data = chunk.data if isinstance(chunk, Chunk) else \
-                    os.pread(fd, chunk.end - chunk.start, chunk.start)
-                _scan_headers(data, headers)
             if bar is not None:
                 bar.update(source.position - last_position)
                 last_position = source.position
         while queued:
-            chunk, worker, replay = queued.popleft()
-            result = self._result(info, done, pending, chunk, worker, replay, fd)
-            done += 1
-            if result is None and not lost:
-                lost = self._lost(source, chunk, worker)
-            elif lost or pipeline.stop_requested:  # dropped: a rerun reads them again
-                worker.busy -= 1
+            if lost:  # dropped: as they came back (the next file's come after)
+                self._next(done, pending)
+                queued.popleft()[1].busy -= 1
             else:
-                self._apply(source, chunk, worker, result, cursor)
+                lost = not self._take(source, info, queued, pending, done, fd, cursor, known,
+                                      guess)
+            done += 1
         if bar is not None:
             bar.update(source.position - last_position)
 
-    @staticmethod
-    def _lost(source: Source, chunk: Span, worker: _Worker) -> bool:
+    def _take(self, source: Source, info: _File, queued: deque, pending: dict[int, tuple],
+              seq: int, fd: int | None, cursor: Cursor | None, known: dict[str, str],
+              guess: dict[str, str]) -> bool:
+        """The first queued chunk's result applied (unless a stop is requested: dropped, a
+        rerun reads it again); False if its bytes changed here too (the file is left)."""
+        chunk, worker, replay = queued.popleft()
+        result = self._result(info, seq, pending, chunk, worker, replay, fd, known)
         worker.busy -= 1
-        source.warning = f"the file changed while being read; kept the lines before byte " \
-                         f"{chunk.start}"
+        if result is None:
+            source.warning = f"the file changed while being read; kept the lines before " \
+                             f"byte {chunk.start}"
+            return False
+        if not self.pipeline.stop_requested:
+            self._apply(source, chunk, result, cursor)
+            for text in result[-1]:
+                _remember_header(known, text)
+                _remember_header(guess, text)
         return True
 
     def _result(self, info: _File, seq: int, pending: dict[int, tuple], chunk: Chunk | Span,
-                worker: _Worker, replay: tuple[str, ...], fd: int | None) -> tuple | None:
-        """Chunk `seq`'s result; if its worker found the file changed under a `Span`, after
-        sending it the bytes read here, or None if they changed here too."""
-        result = self._next(seq, pending)
-        if result[0] is None:
-            data = _PlainFile.read_fd(fd, chunk)
-            if data is None:
-                return None
-            chunk = Chunk(data, 0, chunk.start, chunk.end)
-            worker.tasks.put((info, seq, chunk, replay))
+                worker: _Worker, replay: dict[str, str], fd: int | None,
+                known: dict[str, str]) -> tuple | None:
+        """Chunk `seq`'s result, as parsed after the `known` header lines. Sent again if it
+        went with others, or if its worker found the file changed under a `Span` (then with
+        the bytes read here; None if they changed here too)."""
+        while True:
             result = self._next(seq, pending)
-        return result
+            if result[0] is None:
+                data = _PlainFile.read_fd(fd, chunk)
+                if data is None:
+                    return None
+                chunk = Chunk(data, 0, chunk.start, chunk.end)
+            elif replay == known:
+                return result
+            replay = dict(known)
+            worker.tasks.put((info, seq, chunk, tuple(replay.values())))
 
     def _next(self, seq: int, pending: dict[int, tuple]) -> tuple:
         while seq not in pending:
@@ -277,12 +292,11 @@ class Workers:
                 other.news.put(learned)
         _classifier().learn(learned)
 
-    def _apply(self, source: Source, chunk: Chunk, worker: _Worker, result: tuple,
+    def _apply(self, source: Source, chunk: Chunk | Span, result: tuple,
                cursor: Cursor | None) -> None:
         """A chunk's outcome, in file order: what the worker counted, then its candidate
         events through dedupe and on to the sink."""
-        candidates, delta, malformed, lines = result
-        worker.busy -= 1
+        candidates, delta, malformed, lines, _ = result
         pipeline = self.pipeline
         counters = pipeline.counters
         with counters.lock:  # sink threads update the counters too
@@ -392,7 +406,10 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
                 examined = ((columns[_KEY], columns[_TIME], columns[_TEXT] if info.texts else None),
                             *examined[1:])
             kinds.publish()
-            results.put((seq, *examined))
+            found: dict[str, str] = {}
+            if info.headers:
+                _scan_headers(chunk.data, found)
+            results.put((seq, *examined, tuple(found.values())))
         except BaseException:  # noqa: BLE001 - any failure must reach the main process
             results.put(("error", traceback.format_exc()))
             return

@@ -143,6 +143,27 @@ def test_workers_give_what_the_main_process_gives(logs, tiny_chunks):
     assert parallel_ == serial
 
 
+def test_a_chunk_is_parsed_again_only_after_a_header_line_changed(tmp_path, tiny_chunks,
+                                                                  monkeypatch):
+    """Chunks go to the workers with the header lines at the top of the file; those sent
+    before a chunk with another `#Fields:` header is applied are parsed again, after it."""
+    log = tmp_path / "cloudfront.log"
+    results = []
+    real = parallel.Workers._next
+    monkeypatch.setattr(parallel.Workers, "_next", lambda self, seq, pending:
+                        results.append(seq) or real(self, seq, pending))
+    for changed in (False, True):
+        rows = cloudfront_text(3000, seed=3).splitlines(keepends=True)
+        if not changed:  # only the header lines at the top
+            rows = rows[:2] + [row for row in rows[2:] if not row.startswith("#")]
+        log.write_text("".join(rows))
+        results.clear()
+        serial = run([log], workers=1, explain=3)
+        assert run([log], workers=2, explain=3) == serial
+        again = len(results) - len(set(results))
+        assert (0 < again <= 2 * parallel.IN_FLIGHT_PER_WORKER) if changed else again == 0
+
+
 def test_events_keep_their_line_numbers_and_offsets(logs, tiny_chunks):
     _, events, _ = run(logs[1:2], workers=2)
     data = logs[1].read_bytes()
@@ -255,6 +276,19 @@ def test_chunks_of_a_file_changed_under_the_workers_are_sent_to_them(logs, tiny_
 
     monkeypatch.setattr(parallel.os, "pread", pread)
     assert run(logs, workers=2, explain=3) == serial
+
+
+def test_a_file_changed_here_too_is_left_with_a_warning(logs, tiny_chunks, monkeypatch):
+    """Where the main process no longer finds a chunk's bytes either (truncated, rewritten),
+    the file is left there, and the run says so: the books balance, the other files read."""
+    whole = run(logs, workers=2)[0]
+    monkeypatch.setattr(parallel._PlainFile, "read_fd", staticmethod(lambda fd, span: None))
+    summary = run(logs, workers=2)[0]
+    plain = [str(p) for p in logs if p.suffix != ".gz"]
+    assert [w.split(":")[0] for w in summary["warnings"]] == plain
+    assert all("changed while being read; kept the lines before byte 0" in w
+               for w in summary["warnings"])
+    assert summary["lines_read"] == 3000 == whole["lines_read"] - 6000 - 3003
 
 
 def test_a_failing_worker_stops_the_run_with_its_traceback(logs, tiny_chunks):
