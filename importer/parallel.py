@@ -13,7 +13,8 @@ the same way there. What a worker counted comes back as a difference of its `Cou
 is added in the main process in chunk order, so totals and `--explain` samples come out as a
 serial run's; malformed lines come back whole, to be counted and written to --rejects in order.
 Events come back as columns of values (pickling the dataclasses costs ~10x more), with their
-line numbers and offsets, for the checkpoint. Before that, a worker's sieve (importer/bulk.py)
+line numbers and offsets, for the checkpoint; to a sink that only counts them, only their
+dedupe keys and times come back. Before that, a worker's sieve (importer/bulk.py)
 counts the lines of a chunk that a filter rule surely drops, from columns, and the lines every
 filter lets through become candidates column by column (importer/bulkevents.py) where they
 quietly can; `_examine` sees the others.
@@ -365,7 +366,8 @@ def _events(name: str, columns: list[tuple], numbers: list[int]) -> Iterator[Eve
 
 def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
     """A worker's loop: chunks in; (seq, candidates, counter delta, malformed lines, line
-    count) out, and ("learned", me, user-agent kinds) as it finds them out."""
+    count, the chunk's header lines) out, or (seq, None) for a `Span` whose bytes changed;
+    and ("learned", me, user-agent kinds) as it finds them out."""
     # Ctrl-C reaches the whole process group: the main process decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
