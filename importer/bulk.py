@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import accumulate, compress, takewhile
+from itertools import compress, takewhile
 from operator import attrgetter
 
 import numpy as np
 
 from parsers.base import CACHE_LIMIT, Parser
-from parsers.columns import Derived, Table
+from parsers.columns import Derived, Table, Texts
 
 from .filters import UNSURE, FilterChain, Step
 from .sources import Chunk, Line
@@ -32,7 +32,7 @@ from .sources import Chunk, Line
 # `split`'s maker of events from a table's rows at some positions: (those it made events of,
 # their columns), and what it gives back of them.
 Make = Callable[[Table, list[int]], tuple[list[int], list[list]]]
-Made = tuple[list[int], list[int], list[int], list[str], list[list]]
+Made = tuple[list[int], list[int], list[int], list[str] | None, list[list]]
 
 # A row's verdict as a number, so that the first objection in the rules' order is the least
 # (np.minimum over the steps' columns): the step's position, then what it said.
@@ -88,24 +88,30 @@ class Sieve:
         `_numbered`: keep copies only); the others are added to `filtered`."""
         return self.split(chunk, parser, filtered)[:2]
 
-    def split(self, chunk: Chunk, parser: Parser, filtered: Counter, make: Make | None = None
+    def split(self, chunk: Chunk, parser: Parser, filtered: Counter, make: Make | None = None,
+              texts_too: bool = True
               ) -> tuple[int, Iterator[tuple[Line, int, object]], Made | None]:
         """`lines`, but the lines that every filter let through are first given to `make`
         (`EventColumns.make` without its last argument), and those it made events of are
         not left: they come back as (line numbers, where each begins, where each ends, their
-        texts, the columns `make` gave)."""
-        texts = chunk.ascii_texts()
-        lines, data = None, chunk.data
-        skip: set[int] = set()
-        if texts is None:
+        texts if `texts_too` (else None: most are not decoded at all), the columns `make`
+        gave)."""
+        lines: list[Line] | None = None
+        data: bytes | None = chunk.data
+        if chunk.ascii():
+            texts: Sequence[str] = Texts(data)
+            skip = texts.blank()  # blank_line, per line
+        else:
             lines, data = chunk.lines(), None
             texts = [line.text for line in lines]
             skip = {i for i, line in enumerate(lines) if line.invalid_utf8}  # noted per line
-        if "" in texts or any(map(str.isspace, texts)):  # blank_line, per line
-            skip.update(i for i, text in enumerate(texts) if not text or text.isspace())
+            if "" in texts or any(map(str.isspace, texts)):  # blank_line, per line
+                skip.update(i for i, text in enumerate(texts) if not text or text.isspace())
         self.last = None
         found = self.sift(texts, parser, skip, data) if texts else None
         if found is None:
+            if isinstance(texts, Texts):
+                texts.all()  # every line is left: decoded at once (half the cost)
             return len(texts), _numbered(chunk, texts, lines, range(len(texts)), {}), None
         counts, left, passed = found
         filtered.update(counts)
@@ -117,11 +123,11 @@ class Sieve:
                 rows = table.rows[where[kept]].tolist()
                 done = set(rows)
                 left = [i for i in left if i not in done]
-                made = (*_positions(chunk, texts, lines, rows), [texts[i] for i in rows],
-                        columns)
+                made = (*_positions(chunk, texts, lines, rows),
+                        [texts[i] for i in rows] if texts_too else None, columns)
         return len(texts), _numbered(chunk, texts, lines, left, passed), made
 
-    def sift(self, texts: list[str], parser: Parser, skip: set[int] = frozenset(),
+    def sift(self, texts: Sequence[str], parser: Parser, skip: set[int] = frozenset(),
              data: bytes | None = None) -> tuple[Counter, list[int], Passed | dict] | None:
         """(filter reason -> lines decided, indexes of the lines left, the table's items of
         those that every filter lets through, if the steps are all the filters), or None if
@@ -268,7 +274,7 @@ class Sieve:
         return k << _SHIFT | found
 
 
-def _positions(chunk: Chunk, texts: list[str], lines: list[Line] | None, rows: list[int]
+def _positions(chunk: Chunk, texts: Sequence[str], lines: list[Line] | None, rows: list[int]
                ) -> tuple[list[int], list[int], list[int]]:
     """The line numbers of the lines at these indexes, where each begins and ends, as
     `_numbered` gives them."""
@@ -277,9 +283,9 @@ def _positions(chunk: Chunk, texts: list[str], lines: list[Line] | None, rows: l
                 [lines[i - 1].end if i else chunk.start for i in rows],
                 [lines[i].end for i in rows])
     start, last, lineno = chunk.start, len(texts) - 1, chunk.lineno + 1
-    ends = list(accumulate(map(len, texts)))
-    return ([lineno + i for i in rows], [start + ends[i - 1] + i if i else start for i in rows],
-            [chunk.end if i == last else start + ends[i] + i + 1 for i in rows])
+    ends = texts.offsets()  # an ASCII line's end: after its newline
+    return ([lineno + i for i in rows], [start + ends[i - 1] + 1 if i else start for i in rows],
+            [chunk.end if i == last else start + ends[i] + 1 for i in rows])
 
 
 class Passed:
@@ -300,7 +306,7 @@ class Passed:
         return bool(self._at)
 
 
-def _numbered(chunk: Chunk, texts: list[str], lines: list[Line] | None,
+def _numbered(chunk: Chunk, texts: Sequence[str], lines: list[Line] | None,
               which: Sequence[int], passed: Passed | dict
               ) -> Iterator[tuple[Line, int, object]]:
     """The lines at these indexes, each with where it begins and its item in `passed` (or
@@ -312,9 +318,9 @@ def _numbered(chunk: Chunk, texts: list[str], lines: list[Line] | None,
             yield lines[i], lines[i - 1].end if i else chunk.start, item(i)
         return
     start, last = chunk.start, len(texts) - 1
-    ends = list(accumulate(map(len, texts)))  # an ASCII line's end: its length + 1 on
+    ends = texts.offsets()  # an ASCII line's end: after its newline
     line = Line(0, 0, "")
     for i in which:
         line.lineno, line.text = chunk.lineno + i + 1, texts[i]
-        line.end = chunk.end if i == last else start + ends[i] + i + 1
-        yield line, start + ends[i - 1] + i if i else start, item(i)
+        line.end = chunk.end if i == last else start + ends[i] + 1
+        yield line, start + ends[i - 1] + 1 if i else start, item(i)

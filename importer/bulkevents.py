@@ -145,8 +145,13 @@ class EventColumns:
             return [None] * rows
         texts = [raw[source] for source in derived.sources]
         one = len(texts) == 1
-        keys = texts[0] if one else list(zip(*texts, strict=True))
         value = derived.value
+        many = getattr(value, "many", None)  # timestamps: records.Cached, w3c._W3cTime
+        if many is not None:
+            values = many(*texts)
+            if values is not None:
+                return values
+        keys = texts[0] if one else list(zip(*texts, strict=True))
         distinct = set(keys)
         if 4 * len(distinct) > 3 * len(keys):  # mostly distinct: not worth keeping
             listed = list(distinct)

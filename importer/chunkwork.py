@@ -47,7 +47,7 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
     made = None
     if sieve is not None:
         make = None if events is None else partial(events.make, keyed=keyed)
-        lines, left, made = sieve.split(chunk, parser, counters.filtered, make)
+        lines, left, made = sieve.split(chunk, parser, counters.filtered, make, texts)
     else:
         lines, left = None, _streamed(chunk)
     line = None

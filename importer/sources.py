@@ -105,12 +105,17 @@ class Chunk:
         line.text = final
         yield line
 
+    def ascii(self) -> bool:
+        """Whether the chunk is plain ASCII (no CR, no NUL): a line's text is its bytes."""
+        data = self.data
+        return data.isascii() and b"\r" not in data and b"\x00" not in data
+
     def ascii_texts(self) -> list[str] | None:
         """The lines' texts, if the chunk is plain ASCII (the common case, decoded at once):
         then each line's end is its length + 1 past the previous one's."""
-        data = self.data
-        if not data.isascii() or b"\r" in data or b"\x00" in data:
+        if not self.ascii():
             return None
+        data = self.data
         texts = data.decode("ascii").split("\n")
         if data.endswith(b"\n"):
             texts.pop()

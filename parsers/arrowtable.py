@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from pyarrow import csv
 
 from .base import CACHE_LIMIT
-from .columns import Derived, Encoded, Table
+from .columns import Derived, Encoded, Table, Texts
 
 _QUOTE = ord('"')
 FEW = 8  # fewer lines are read faster with the regex, a call to pyarrow costs ~1 ms
@@ -147,13 +147,13 @@ def column_layout(count: int, delimiter: str) -> Layout:
     return Layout(delimiter, None, {}, {i: Place(i) for i in range(count)})
 
 
-def joined(texts: list[str], data: bytes | None) -> bytes:
+def joined(texts: Sequence[str], data: bytes | None) -> bytes:
     """The lines as one buffer: `data` if given (their bytes as read), else their texts (a
     line that is not UTF-8 is left to the per-line path anyway)."""
     return data if data is not None else "\n".join(texts).encode("utf-8", "replace")
 
 
-def read(layout: Layout, texts: list[str], data: bytes,
+def read(layout: Layout, texts: Sequence[str], data: bytes,
          derive: Callable[[str], Derived | None], checks: tuple[str, ...],
          item: Callable[[int], object] | None = None, only: set[int] | None = None
          ) -> ArrowTable | None:
@@ -193,20 +193,25 @@ def read(layout: Layout, texts: list[str], data: bytes,
                       ascii_only=ascii_only)
 
 
-def _split(layout: Layout, texts: list[str], data: bytes, ascii_only: bool,
+def _split(layout: Layout, texts: Sequence[str], data: bytes, ascii_only: bool,
            wanted: set[int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict] | None:
     """The bytes, where each line ends, the lines of the layout's number of columns and
     those columns (pyarrow's CSV reader; the `wanted` ones, if not all: column -> array);
     None where its rows are not the lines."""
     count = len(texts)
-    if count < FEW or b"\r" in data:  # pyarrow ends a row at a CR too
+    if count < FEW:
         return None
-    buf = np.frombuffer(data, np.uint8)
-    ends = np.flatnonzero(buf == 10)
-    if not data.endswith(b"\n"):
-        ends = np.append(ends, len(data))
-    if len(ends) != count:
-        return None
+    if isinstance(texts, Texts) and texts.data is data:  # found already
+        buf, ends = texts.buf, texts.ends
+    else:
+        if b"\r" in data:  # pyarrow ends a row at a CR too
+            return None
+        buf = np.frombuffer(data, np.uint8)
+        ends = np.flatnonzero(buf == 10)
+        if not data.endswith(b"\n"):
+            ends = np.append(ends, len(data))
+        if len(ends) != count:
+            return None
     skipped: list[str] = []  # the rows of another number of columns
     names = [str(i) for i in range(len(layout.quoted or layout.places))]
     try:
@@ -246,28 +251,53 @@ def _split(layout: Layout, texts: list[str], data: bytes, ascii_only: bool,
 def _exact(layout: Layout, buf: np.ndarray, ends: np.ndarray, rows: np.ndarray,
            columns: list[pa.Array]) -> np.ndarray:
     """Per row of a format with quoting: whether its line is its columns as the layout
-    writes them: the length adds up, the delimiters and quotes are where the layout puts
-    them and no other quote is in the line, so what the reader split off is what the
-    format's literals are; and no unquoted column is empty (the regex's `\\s+` would take
-    two delimiters as one). (Without quoting, the reader splits on every delimiter: a row
-    of the right number of columns is the line's split, but for an empty line.)"""
+    writes them: the length adds up, the quotes are where the layout puts them and no other
+    quote is in the line; and no unquoted column is empty (the regex's `\\s+` would take
+    two delimiters as one). Then the delimiters are where the layout puts them too: the
+    reader read each column from where the layout begins it (by induction), an unquoted one
+    to the delimiter after its text, a quoted one from its opening quote to the next quote
+    (its closing one), after which only a delimiter or the line's end keeps its text as
+    long as read. Where no column is quoted, a line with a quote (text to the regex, quoting
+    at a column's start to the reader) has its delimiters checked instead. (Without
+    quoting, the reader splits on every delimiter: a row of the right number of columns is
+    the line's split, but for an empty line.)"""
     lengths = np.diff(np.stack([_offsets(column) for column in columns]), axis=1)
+    # Where each column begins in its line as written (numpy's cumsum over columns is slow):
+    # the widths before it, each with its delimiter; a quoted one's quotes are its first
+    # and last bytes.
+    begins, quotes = np.zeros(len(rows), np.int32), []
+    bare = not any(layout.quoted)  # then a quote at a column's start only is not its text
+    delimiters = []  # where the delimiter before each column but the first is, if bare
+    for length, quoted in zip(lengths, layout.quoted, strict=True):
+        if quoted:
+            quotes += (begins.copy(), begins + length + 1)
+            begins += 2
+        elif bare and len(delimiters) < len(lengths) - 1:
+            delimiters.append(begins + length)
+        begins += length + 1
     starts = np.concatenate(([0], ends[:-1] + 1))[rows]
-    quoted = np.array(layout.quoted)
-    widths = lengths + 2 * quoted[:, None]  # as written
-    after = np.cumsum(widths + 1, axis=0) - 1  # where the delimiter after each one is
-    ok = (ends[rows] - starts == after[-1]) & (lengths[~quoted] > 0).all(axis=0)
-    where = [after[:-1], after[quoted] - widths[quoted], after[quoted] - 1]
-    expected = np.repeat([ord(layout.delimiter), _QUOTE], [len(columns) - 1, 2 * quoted.sum()])
-    found = buf[np.minimum(np.concatenate(where) + starts, len(buf) - 1)]
-    ok &= (found == expected[:, None]).all(axis=0)
+    ok = ends[rows] - starts + 1 == begins  # where a column after the last would begin
+    unquoted = [not quoted for quoted in layout.quoted]
+    if any(unquoted):
+        ok &= lengths[unquoted].min(axis=0) > 0
+    if quotes:
+        ok &= _at(buf, quotes, starts, _QUOTE)
     # Each row left has these quotes at least: if the chunk has no more, none has others.
-    each = 2 * quoted.sum()
-    if each and np.count_nonzero(buf == _QUOTE) != each * np.count_nonzero(ok):
-        quotes = np.bincount(np.searchsorted(ends, np.flatnonzero(buf == _QUOTE)),
-                             minlength=len(ends) + 1)
-        ok &= quotes[rows] == each
+    each = len(quotes)
+    if np.count_nonzero(buf == _QUOTE) != each * np.count_nonzero(ok):
+        per_line = np.bincount(np.searchsorted(ends, np.flatnonzero(buf == _QUOTE)),
+                               minlength=len(ends) + 1)[rows]
+        if bare and delimiters:  # a line with quotes whose delimiters are where they were
+            ok &= (per_line == 0) | _at(buf, delimiters, starts, ord(layout.delimiter))
+        else:
+            ok &= per_line == each
     return ok
+
+
+def _at(buf: np.ndarray, places: list[np.ndarray], starts: np.ndarray, byte: int
+        ) -> np.ndarray:
+    """Per row: whether the byte is at each of these places of its line (from `starts`)."""
+    return (buf.take(np.stack(places) + starts, mode="clip") == byte).all(axis=0)
 
 
 def _fitting(layout: Layout, source: int, place: Place, array: pa.Array,

@@ -82,7 +82,7 @@ class Parser:
         (`--prop`). Copying the others is wasted work on every line (CloudFront has ~20 such
         columns). A parser that does not override this keeps them all, which is never wrong."""
 
-    def table(self, texts: list[str], data: bytes | None = None,
+    def table(self, texts: Sequence[str], data: bytes | None = None,
               fields: Sequence[str] = ()) -> Table | None:
         """These lines as columns (parsers/columns.py), for deciding many at once; None where
         the parser has no such form (each line is then parsed on its own). `data`: the

@@ -100,3 +100,72 @@ class ItemTable(Table):
         kept = np.flatnonzero(keep).tolist()
         return ItemTable(self.rows[keep], list(map(self._items.__getitem__, kept)),
                          self.derive, self.checks, self._groups)
+
+
+# The bytes `str.isspace` takes for white space in ASCII (a line of them only is blank).
+_SPACES = np.zeros(256, bool)
+_SPACES[list(b" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f")] = True
+
+
+class Texts(Sequence[str]):
+    """The texts of an ASCII chunk's lines (`data`: lines apart by newlines, no CR), each
+    decoded when asked for: most lines of a chunk are decided from its columns (read from
+    the bytes) and their texts are never needed. `ends`: where each line's newline is (the
+    last line's, if it has none: the end of the data)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.buf = np.frombuffer(data, np.uint8)
+        ends = np.flatnonzero(self.buf == 10)
+        self.ends = ends if data.endswith(b"\n") else np.append(ends, len(data))
+        self.begins = np.concatenate(([0], self.ends[:-1] + 1))
+        self._ends: list[int] = []
+        self._all: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, i):
+        if self._all is not None or not isinstance(i, int):
+            return self.all()[i]
+        ends = self._ends or self.offsets()
+        if i < 0:
+            i += len(ends)
+        begin = ends[i - 1] + 1 if i > 0 else 0
+        return self.data[begin:ends[i]].decode("ascii")
+
+    def __iter__(self):
+        return iter(self.all())
+
+    def __contains__(self, text: object) -> bool:
+        return text in self.all()
+
+    def index(self, text: str, start: int = 0, stop: int | None = None) -> int:
+        return self.all().index(text, start, len(self) if stop is None else stop)
+
+    def all(self) -> list[str]:
+        """Every text, as a list (decoded at once)."""
+        if self._all is None:
+            texts = self.data.decode("ascii").split("\n")
+            if self.data.endswith(b"\n"):
+                texts.pop()
+            self._all = texts
+        return self._all
+
+    def offsets(self) -> list[int]:
+        """`ends` as a list."""
+        if not self._ends:
+            self._ends = self.ends.tolist()
+        return self._ends
+
+    def begin_with(self, text: bytes) -> bool:
+        """Whether a line begins with this byte."""
+        return bool(len(self.buf)) and bool(
+            (self.buf.take(self.begins, mode="clip") == text[0]).any())
+
+    def blank(self) -> set[int]:
+        """The lines that are empty or white space only."""
+        lengths = self.ends - self.begins
+        first = self.buf.take(self.begins, mode="clip") if len(self.buf) else lengths
+        maybe = np.flatnonzero((lengths == 0) | _SPACES[first])
+        return {i for i in maybe.tolist() if not (text := self[i]) or text.isspace()}

@@ -283,7 +283,7 @@ class FormatParser(Parser):
     def keep_fields(self, names: frozenset[str]) -> None:
         self._build = compile_builder(self._setters, names)
 
-    def table(self, texts: list[str], data: bytes | None = None,
+    def table(self, texts: Sequence[str], data: bytes | None = None,
               fields: Sequence[str] = ()) -> Table:
         """The lines the plain regex matches, but those with a backslash (escapes: the
         regex that reads them may split them differently); a row's item is its groups,
@@ -325,7 +325,8 @@ class FormatParser(Parser):
             how = target[5:]
             times = self.times
             convert = {
-                "clf": Cached(times.clf_stamps, times.clf, CLF_SURE.fullmatch), "iso": times.iso,
+                "clf": Cached(times.clf_stamps, times.clf, CLF_SURE.fullmatch, times.clf_many),
+                "iso": times.iso,
                 "epoch": times.epoch,
                 "msec": lambda v: times.epoch(v, 1e3), "usec": lambda v: times.epoch(v, 1e6),
             }.get(how) or (lambda v, layout=how[9:]: times.strptime(v.strip("[]"), layout))

@@ -103,7 +103,7 @@ class HAProxyParser(FormatParser):
     def keep_fields(self, names: frozenset[str]) -> None:
         super().keep_fields(names | {REQUEST_CAPTURES})  # parse() reads them
 
-    def table(self, texts: list[str], data: bytes | None = None,
+    def table(self, texts: Sequence[str], data: bytes | None = None,
               fields: Sequence[str] = ()) -> None:
         """None: `parse` reads more than the format's columns (a syslog header, escapes, the
         captured headers), so columns would not say what it makes of a line."""

@@ -58,12 +58,15 @@ class Cached:
     """A conversion that keeps its results in `cache`, keyed by the text (timestamps):
     the generated builder looks there itself and calls it only for a miss."""
 
-    __slots__ = ("cache", "convert", "sure")
+    __slots__ = ("cache", "convert", "sure", "many")
 
     def __init__(self, cache: dict, convert: Callable[[str], object],
-                 sure: Callable[[str], object] | None = None) -> None:
-        """`sure`: a quick test of texts that convert without fail (see columns.Derived)."""
-        self.cache, self.convert, self.sure = cache, convert, sure
+                 sure: Callable[[str], object] | None = None,
+                 many: Callable[[list[str]], list | None] | None = None) -> None:
+        """`sure`: a quick test of texts that convert without fail (see columns.Derived);
+        `many`: the conversions of a list of texts at once, or None where it cannot tell
+        (then `convert` of each; importer/bulkevents.py)."""
+        self.cache, self.convert, self.sure, self.many = cache, convert, sure, many
 
     def __call__(self, value: str) -> object:
         return self.convert(value)

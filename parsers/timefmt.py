@@ -9,6 +9,8 @@ import calendar
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
 
+import numpy as np
+
 from .base import CACHE_LIMIT, remember
 
 MONTHS = {m: i for i, m in enumerate(
@@ -24,6 +26,19 @@ W3C_TIME_SURE = re.compile(_HMS, re.ASCII)
 # distinct over a log's days (86,400 a day), so they are added up, not cached.
 _MINUTES = {f"{h:02}:{m:02}": h * 3600 + m * 60 for h in range(24) for m in range(60)}
 _SECONDS = {f"{s:02}": s for s in range(61)}  # 60: a leap second
+
+# `clf_many`'s layout, `dd/Mon/yyyy:HH:MM:SS +hhmm`: where its digits are, its other bytes.
+_CLF_WIDTH = 26
+_CLF_DIGITS = np.array([0, 1, 7, 8, 9, 10, 12, 13, 15, 16, 18, 19, 22, 23, 24, 25])
+_CLF_MARKS = {2: b"/", 6: b"/", 11: b":", 14: b":", 17: b":", 20: b" "}
+_MONTH_CODES = np.array(sorted(int.from_bytes(m.encode(), "big") for m in MONTHS))
+_MONTH_OF_CODE = np.array([MONTHS[c.to_bytes(3, "big").decode()] for c in _MONTH_CODES.tolist()])
+_EPOCH_DAY = 719_468  # _days_from_civil(1970, 1, 1)
+# What a datetime can hold (years 1 to 9999, UTC): a stamp outside it is malformed, not an
+# event that no output (JSON lines, CSV dates) could write.
+FIRST_SECOND = -62_135_596_800.0  # 0001-01-01T00:00:00Z
+LAST_SECOND = 253_402_300_799.0  # 9999-12-31T23:59:59Z
+_W3C_DIGITS = np.array([0, 1, 3, 4, 6, 7])  # of `HH:MM:SS`
 
 
 
@@ -65,11 +80,55 @@ class TimeParser:
             value += second
         else:
             value = self._cached(text, self._parse_clf)
+        if not FIRST_SECOND <= value <= LAST_SECOND:
+            raise ValueError(f"timestamp out of range {text!r}")
         stamps = self.clf_stamps
         if len(stamps) >= CACHE_LIMIT:  # `remember`, inline: most stamps are new
             stamps.clear()
         stamps[text] = value
         return value
+
+    def clf_many(self, texts: list[str]) -> list[float] | None:
+        """`clf` of each text, at once (numpy over the bytes), where every one is written
+        `dd/Mon/yyyy:HH:MM:SS +hhmm` in ASCII, in brackets or not (what a log writes); None
+        otherwise (then `clf` of each). It adds up the same whole numbers `clf` does: any
+        digits (a day 00 is the day before the 1st, as `calendar.timegm` has it), any offset;
+        a year 0000, which `clf` rejects, is left to it."""
+        n = len(texts)
+        if not n:
+            return []
+        width = len(texts[0])
+        if width not in (_CLF_WIDTH, _CLF_WIDTH + 2) or set(map(len, texts)) != {width}:
+            return None
+        try:
+            data = "".join(texts).encode("ascii")
+        except UnicodeEncodeError:
+            return None
+        rows = np.frombuffer(data, np.uint8).reshape(n, width)
+        if width != _CLF_WIDTH:
+            if not ((rows[:, 0] == ord("[")).all() and (rows[:, -1] == ord("]")).all()):
+                return None
+            rows = rows[:, 1:-1]
+        digits = (rows[:, _CLF_DIGITS] - ord("0")).astype(np.int64)  # uint8: others wrap
+        if (digits > 9).any() or any((rows[:, at] != ord(mark)).any()
+                                     for at, mark in _CLF_MARKS.items()):
+            return None
+        signs = rows[:, 21]
+        if not ((signs == ord("+")) | (signs == ord("-"))).all():
+            return None
+        codes = (rows[:, 3].astype(np.int64) << 16) | (rows[:, 4].astype(np.int64) << 8) \
+            | rows[:, 5]
+        found = np.searchsorted(_MONTH_CODES, codes).clip(0, len(_MONTH_CODES) - 1)
+        year = digits[:, 2] * 1000 + digits[:, 3] * 100 + digits[:, 4] * 10 + digits[:, 5]
+        if (_MONTH_CODES[found] != codes).any() or not year.all():
+            return None
+        pair = digits[:, 0::2] * 10 + digits[:, 1::2]  # day, (yy, yy), hh, mm, ss, oh, om
+        days = _days_from_civil(year, _MONTH_OF_CODE[found]) + pair[:, 0] - 1 - _EPOCH_DAY
+        offset = np.where(signs == ord("-"), -1, 1) * (pair[:, 6] * 3600 + pair[:, 7] * 60)
+        epoch = days * 86_400 + pair[:, 3] * 3600 + pair[:, 4] * 60 + pair[:, 5] - offset
+        if epoch.min() < FIRST_SECOND or epoch.max() > LAST_SECOND:
+            return None
+        return epoch.astype(np.float64).tolist()
 
     def _parse_clf(self, text: str) -> float:
         t = text.strip("[]")
@@ -104,7 +163,7 @@ class TimeParser:
             raise ValueError(f"bad timestamp {text!r}") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=self.default_tz)
-        return dt.timestamp()
+        return bounded(dt.timestamp(), text)
 
     def strptime(self, text: str, fmt: str) -> float:
         """Any strftime layout (Apache `%{format}t`, W3C date + time columns)."""
@@ -118,17 +177,17 @@ class TimeParser:
             raise ValueError(f"bad timestamp {text!r} for layout {fmt!r}") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=self.default_tz)
-        return dt.timestamp()
+        return bounded(dt.timestamp(), text)
 
     def auto(self, value: object) -> float:
         """A timestamp whose form is not fixed (JSON logs): a number or digits are Unix time
         in s, ms, us or ns (told apart by size), `26/Nov/2026:12:00:00 +0100` is CLF, anything
         else ISO 8601."""
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return epoch_any_unit(float(value))
+            return bounded(epoch_any_unit(float(value)), value)
         text = str(value)
         if text[:1].isdecimal() and text.replace(".", "", 1).isdecimal():
-            return epoch_any_unit(float(text))
+            return bounded(epoch_any_unit(float(text)), text)
         if text[2:3] == "/" or text[1:2] == "/" or text[:1] == "[":
             return self.clf(text)
         return self.iso(text)
@@ -140,7 +199,31 @@ class TimeParser:
         day = self._days.get(date)
         if day is None:
             day = self.w3c_day(date)
-        return day + self.w3c_seconds(time_of_day)
+        return bounded(day + self.w3c_seconds(time_of_day), f"{date} {time_of_day}")
+
+    def w3c_many(self, dates: list[str], times_of_day: list[str]) -> list[float] | None:
+        """`w3c` of each date and time, at once, where every time is written `HH:MM:SS` in
+        ASCII (what CloudFront and IIS write) and every date converts; None otherwise (then
+        `w3c` of each)."""
+        n = len(times_of_day)
+        if set(map(len, times_of_day)) - {8}:
+            return None
+        try:
+            days = {date: self.w3c_day(date) for date in set(dates)}
+            data = "".join(times_of_day).encode("ascii")
+        except (ValueError, UnicodeEncodeError):
+            return None
+        rows = np.frombuffer(data, np.uint8).reshape(n, 8)
+        digits = (rows[:, _W3C_DIGITS] - ord("0")).astype(np.int64)  # uint8: others wrap
+        pair = digits[:, 0::2] * 10 + digits[:, 1::2]  # hh, mm, ss
+        if (digits > 9).any() or (rows[:, 2] != ord(":")).any() or (rows[:, 5] != ord(":")).any() \
+                or (pair > (23, 59, 60)).any():
+            return None
+        seconds = pair[:, 0] * 3600 + pair[:, 1] * 60 + pair[:, 2]
+        epoch = np.fromiter(map(days.__getitem__, dates), np.float64, n) + seconds
+        if n and (epoch.min() < FIRST_SECOND or epoch.max() > LAST_SECOND):
+            return None
+        return epoch.tolist()
 
     def w3c_day(self, date: str) -> float:
         day = self._days.get(date)
@@ -163,9 +246,16 @@ class TimeParser:
     def epoch(text: str, scale: float = 1.0) -> float:
         """Unix time as a number: seconds (`1764158400.123`), or milli/micro seconds via scale."""
         try:
-            return float(text) / scale
+            return bounded(float(text) / scale, text)
         except ValueError:
             raise ValueError(f"bad epoch timestamp {text!r}") from None
+
+
+def bounded(value: float, text: object) -> float:
+    """`value`, if a datetime can hold it (see LAST_SECOND; NaN cannot); else ValueError."""
+    if FIRST_SECOND <= value <= LAST_SECOND:
+        return value
+    raise ValueError(f"timestamp out of range {text!r}")
 
 
 def epoch_any_unit(value: float) -> float:
@@ -175,6 +265,17 @@ def epoch_any_unit(value: float) -> float:
         if value >= limit:
             return value / scale
     return value
+
+
+def _days_from_civil(year: np.ndarray, month: np.ndarray) -> np.ndarray:
+    """Days from 0000-03-01 to the 1st of each month (proleptic Gregorian, H. Hinnant's
+    algorithm), for years 1..9999."""
+    year = year - (month <= 2)
+    era = year // 400
+    of_era = year - era * 400
+    day_of_year = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5
+    day_of_era = of_era * 365 + of_era // 4 - of_era // 100 + day_of_year
+    return era * 146_097 + day_of_era
 
 
 def _seconds_of_day(t: str) -> float:

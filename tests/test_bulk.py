@@ -22,6 +22,7 @@ from importer.filters import (
 from importer.sites import SiteRouter
 from importer.sources import Chunk
 from parsers.base import ParseError, SkipLine
+from parsers.columns import Texts
 from parsers.registry import get_parser
 from parsers.timefmt import CLF_SURE, W3C_TIME_SURE, TimeParser
 from parsers.w3c import CLOUDFRONT_FIELDS
@@ -181,6 +182,22 @@ def test_decides_as_the_per_line_path(fmt, make, chain_name):
     assert bool(passed) == (chain.stepped and "event" in expected)
     for n, item in passed.items():
         assert parser.record(item) == parser.parse(texts[n - 1])
+
+
+@pytest.mark.parametrize("data", [
+    b"a\nbb\n", b"a\nbb", b"", b"\n", b"\n\nx", b" \n\t\x1f \nx \n \x0bx\n\x0c", b"x\n \n"])
+def test_a_chunks_texts_are_decoded_line_by_line_as_its_lines(data):
+    """Texts (an ASCII chunk's lines decoded when asked for) are Chunk.lines()' texts, and
+    its blank lines those that are empty or white space."""
+    expected = [line.text for line in Chunk(data, 0, 0, len(data)).lines()]
+    texts = Texts(data)
+    assert len(texts) == len(expected)
+    assert [texts[i] for i in range(len(texts))] == expected
+    assert texts[-1] == expected[-1]
+    assert texts.blank() == {i for i, text in enumerate(expected) if not text.strip()}
+    assert list(texts) == expected and texts.index(expected[-1]) == expected.index(expected[-1])
+    assert [data[:end].count(b"\n") for end in texts.offsets()] == list(range(len(texts)))
+    assert texts.begin_with(b"x") == any(text.startswith("x") for text in expected)
 
 
 def test_undecodable_crlf_nul_lines_are_left_to_the_per_line_path():

@@ -32,6 +32,7 @@ from parsers.base import SkipLine
 from parsers.registry import get_parser
 from tests.bench.genlog import generate
 from tests.test_parallel import cloudfront_text
+from tests.test_timefmt import EDGES
 
 BROWSERS = ["Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0",
             "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
@@ -137,6 +138,31 @@ def test_workers_make_the_events_lines_make(tmp_path, monkeypatch, tiny_chunks, 
     assert made_count(made) > summary["events"] // 2  # most made column by column
 
 
+SHOWN = [stamp for stamp in EDGES if "/9999:" not in stamp]  # --output shows years < 10000
+
+
+def test_edge_timestamps_make_the_events_lines_make(tmp_path, monkeypatch, tiny_chunks, made):
+    """Leap days, offsets, other months, in brackets; in some chunks stamps `clf_many` leaves
+    to `clf` one by one (fractional seconds, no offset, a year 0000: malformed)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    rng = random.Random(11)
+    odd = ["29/Feb/2024:23:59:59.250 +0000", "29/Feb/2024:23:59:59", "01/Jan/0000:00:00:00 +0000"]
+    lines = []
+    for i, line in enumerate(tricky_lines(3000, seed=4, hosts=False)):
+        before, _, rest = line.partition("[")
+        stamp, _, after = rest.partition("]")
+        if stamp and i % 5:
+            stamp = rng.choice(odd if i // 100 % 3 == 0 else SHOWN)
+        lines.append(f"{before}[{stamp}]{after}" if stamp else line)
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(lines) + "\n")
+    options = ["--timezone", "Europe/Berlin"]
+    events, rejects, summary = run_cli(tmp_path, log, "combined", 2, options)
+    assert run_cli(tmp_path, log, "combined", 1, options) == (events, rejects, summary)
+    assert summary["events"] > 300 and summary["malformed"] > 10
+    assert made_count(made) > summary["events"] // 2
+
+
 @pytest.mark.parametrize("swapped", [False, True])
 def test_cloudfront_events_are_the_per_line_ones(tmp_path, monkeypatch, tiny_chunks, made,
                                                  swapped):
@@ -199,6 +225,10 @@ def test_each_row_gives_what_its_line_gives(tmp_path, case):
             event.name, event.url, event.domain, event.ip, event.user_agent, event.time,
             event.referrer, event.props]
         assert (wires[n], keys[n]) == (event.wire, key)
+    # Without the lines' texts (no --explain samples), the same.
+    _, _, bare = sieve.split(chunk, parser, Counter(), partial(events.make, keyed=True),
+                             texts_too=False)
+    assert bare[3] is None and bare[:3] == made[:3] and bare[4][-1] == keys
     checkpoint.close()
 
 

@@ -8,6 +8,7 @@ import gzip
 import json
 import lzma
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -134,6 +135,21 @@ def test_nul_bytes_are_dropped(tmp_path, capsys):
     assert texts == ["", LINE, other]
     summary = dry_run(tmp_path, str(path), capsys=capsys)
     assert summary["events"] == 2 and summary["filtered"] == {"blank_line": 1}
+
+
+@pytest.mark.parametrize("stamp", ["31/Dec/9999:23:59:59 -2359", "01/Jan/0001:00:00:00 +1400"])
+def test_a_stamp_past_what_a_date_holds_is_malformed_in_every_output(tmp_path, capsys, stamp):
+    """Its time in UTC is in year 10000 or 0: no JSON line or CSV date could hold it."""
+    path = tmp_path / "access.log"
+    odd = re.sub(r"\[[^]]*\]", f"[{stamp}]", LINE)
+    path.write_text(TEXT.decode() + odd + "\n")
+    out = tmp_path / "events.ndjson"
+    summary = dry_run(tmp_path, str(path), "--output", str(out), capsys=capsys)
+    assert summary["events"] == 50 and summary["malformed"] == 1
+    assert len(out.read_text().splitlines()) == 50
+    assert main(["export", str(path), "--domain", "example.com", "--no-progress", "--json",
+                 "--out", str(tmp_path / "csv")]) == 0
+    assert json.loads(capsys.readouterr().out)["malformed"] == 1
 
 
 def test_a_1mb_line_is_read_whole_between_its_neighbours(tmp_path):

@@ -26,6 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_parse import installed_env  # noqa: E402
 from genlog import generate  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -45,7 +46,7 @@ def measure(cmd: list[str], state: str) -> tuple[float, int, float]:
     """(wall seconds, peak RSS in MB, CPU seconds) of one run of `cmd`, its state in `state`."""
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True,
-                          cwd=ROOT, check=True, env={**os.environ, "XDG_STATE_HOME": state})
+                          cwd=ROOT, check=True, env=installed_env(XDG_STATE_HOME=state))
     wall = time.perf_counter() - started
     rc, rss_kb, cpu = done.stdout.split()
     if rc != "0":

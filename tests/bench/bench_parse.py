@@ -9,12 +9,15 @@ kept in --data), interleaved `--runs` times, medians reported:
     ignored (it parses and validates every line, keeps nothing), JSON to a temporary file;
   - `python -m importer send FILE --domain example.com --dry-run --json`: a dry run parses,
     filters and builds every event and sends nothing; with --workers auto (one per core) and 1,
-    each also with --keep-bots (no user-agent classification: ~2 ms per distinct user agent),
-    so the difference is the classification's share.
-Wall time includes start-up for all. CPU seconds (user + system, all processes) are shown too:
-on a shared machine they vary less than wall time. Then the peak memory of the dry run on the
-1x and a 10x combined file: the largest process's peak RSS, and the peak of the whole process
-tree (sampled every 50 ms, proportional set size: pages shared after the fork counted once).
+    each also with --keep-bots (no user-agent classification), so the difference is the
+    classification's share.
+Wall time includes start-up for all. The importer runs as a pip install has it: with its
+modules' bytecode cached (pip compiles it when installing; PYTHONDONTWRITEBYTECODE in the
+environment would make every run compile them again, ~0.07 s). CPU seconds (user + system, all
+processes) are shown too: on a shared machine they vary less than wall time. Then the peak
+memory of the dry run on the 1x and a 10x combined file: the largest process's peak RSS, and
+the peak of the whole process tree (sampled every 50 ms, proportional set size: pages shared
+after the fork counted once).
 """
 from __future__ import annotations
 
@@ -35,6 +38,13 @@ PANELS = ["VISITORS", "REQUESTS", "REQUESTS_STATIC", "NOT_FOUND", "HOSTS", "OS",
           "VISIT_TIMES", "VIRTUAL_HOSTS", "REFERRERS", "REFERRING_SITES", "KEYPHRASES",
           "STATUS_CODES", "REMOTE_USER", "CACHE_STATUS", "GEO_LOCATION", "MIME_TYPE", "TLS_TYPE"]
 GOACCESS_FORMAT = {"combined": "COMBINED", "cloudfront": "CLOUDFRONT"}
+BYTECODE = Path(tempfile.gettempdir()) / "plausible-bench-bytecode"  # out of the source tree
+
+
+def installed_env(**extra: str) -> dict[str, str]:
+    """The environment for running the importer as installed: bytecode cached (in BYTECODE)."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": str(BYTECODE), **extra}
 
 
 def log_file(data: Path, fmt: str, lines: int) -> Path:
@@ -62,8 +72,7 @@ class Run:
 
     def __call__(self) -> tuple[float, float, float, float]:
         with tempfile.TemporaryDirectory() as fresh:
-            env = {**os.environ, "XDG_STATE_HOME": str(self.state or fresh)}
-            return self._timed(env)
+            return self._timed(installed_env(XDG_STATE_HOME=str(self.state or fresh)))
 
     def _timed(self, env: dict[str, str]) -> tuple[float, float, float, float]:
         started = time.perf_counter()
