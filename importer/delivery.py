@@ -476,6 +476,10 @@ class DryRunSink:
         if self.output is not None:
             self.output.write(event.to_json_line() + "\n")
 
+    @property
+    def counts_only(self) -> bool:
+        return self.output is None
+
     def submit_all(self, events: Iterable[Event], count: int) -> None:
         """`submit` each of `count` events; without --output they are only counted, and
         `events` (which may make them as it goes) is left unread."""

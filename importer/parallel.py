@@ -13,14 +13,17 @@ the same way there. What a worker counted comes back as a difference of its `Cou
 is added in the main process in chunk order, so totals and `--explain` samples come out as a
 serial run's; malformed lines come back whole, to be counted and written to --rejects in order.
 Events come back as columns of values (pickling the dataclasses costs ~10x more), with their
-line numbers and offsets, for the checkpoint. Before that, a worker's sieve (importer/bulk.py)
+line numbers and offsets, for the checkpoint; to a sink that only counts them, only their
+dedupe keys and times come back. Before that, a worker's sieve (importer/bulk.py)
 counts the lines of a chunk that a filter rule surely drops, from columns, and the lines every
 filter lets through become candidates column by column (importer/bulkevents.py) where they
 quietly can; `_examine` sees the others.
 
 A chunk holds about a MiB of whole lines. The parser of each file is made in each worker from
-the same first lines the main process detected it on; header lines (`#Fields:`) seen in earlier
-chunks are replayed before a chunk, so a W3C/CloudFront parser knows its columns anywhere.
+the same first lines the main process detected it on; header lines (`#Fields:`) of earlier
+chunks are replayed before a chunk, so a W3C/CloudFront parser knows its columns anywhere (the
+workers tell which a chunk holds; the main process, which finds only where chunks of a plain
+file end, reads none of them).
 Small files, standard input and `--follow` polls are read in-process: forking costs more.
 """
 from __future__ import annotations
@@ -34,19 +37,19 @@ import signal
 import traceback
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
-from functools import partial
+from dataclasses import dataclass
 from itertools import compress, repeat
-from operator import add, attrgetter
-from typing import TYPE_CHECKING, NamedTuple
+from operator import add
+from typing import TYPE_CHECKING
 
 from parsers.base import ParseError, Parser, SkipLine
 
 from .bulk import Sieve
 from .bulkevents import EventColumns
+from .chunkwork import _BEGIN, _END, _KEY, _NUMBER, _TEXT, _TIME, _WIRE, _examine_chunk, _Malformed
 from .events import Event, Origin
-from .sources import CHUNK_SIZE, Chunk, Line, Source
-from .summary import MALFORMED_SHOWN, difference, merge, snapshot
+from .sources import CHUNK_SIZE, Chunk, Line, Source, Span
+from .summary import merge
 
 if TYPE_CHECKING:
     from .cursor import Cursor
@@ -57,15 +60,6 @@ MIN_BYTES = 32 << 20  # decompressed bytes (estimated) below which a file is rea
 COMPRESSION_RATIO = 10  # a guess at how much compressed files grow, for MIN_BYTES
 CHUNK_BYTES = CHUNK_SIZE  # lines go to a worker by the MiB
 IN_FLIGHT_PER_WORKER = 3  # chunks queued or being parsed per worker
-TAIL = 64  # bytes of a `_Span` that must be as read by the main process
-
-_EVENT_FIELDS = tuple(f.name for f in fields(Event)
-                      if f.init and f.name not in ("origin", "wire"))
-_event_values = attrgetter(*_EVENT_FIELDS)
-# A chunk's candidate events go as columns, a tuple each (fewer objects to pickle than a tuple
-# per event, and the main process makes the Events with map()): the Event's values, then these.
-_TIME = _EVENT_FIELDS.index("time")  # the event's time, which dedupe needs too
-_WIRE, _NUMBER, _BEGIN, _END, _KEY, _TEXT = range(len(_EVENT_FIELDS), len(_EVENT_FIELDS) + 6)
 
 
 def default_workers() -> int:
@@ -85,19 +79,11 @@ class _File:
     head: tuple[str, ...]  # the first lines, which the main process detected the format on
     keyed: bool  # dedupe keys wanted (a checkpoint is in use)
     texts: bool  # the candidates' line texts wanted (--explain samples)
-    path: str | None = None  # a plain file: chunks may come as a `_Span` to read from it
-
-
-class _Span(NamedTuple):
-    """A chunk of a plain file, for the worker to read itself (os.pread) instead of receiving
-    it through a pipe: the main process still reads it (it finds the lines' ends and the
-    header lines), but pickling and piping each MiB cost it ~0.1 s CPU per 230 MiB. `tail`,
-    the chunk's last bytes as read here, tells whether the file changed since (rotated,
-    truncated): then the worker answers None and gets the bytes after all."""
-
-    start: int
-    end: int
-    tail: bytes
+    path: str | None = None  # a plain file: chunks may come as a `Span` to read from it
+    # Only what dedupe and the counters need of the candidates is wanted (the sink counts
+    # them): (keys, times, texts or None) for the columns, not ~1 KiB an event to pickle.
+    slim: bool = False
+    headers: bool = False  # the parser learns from header lines: those of each chunk wanted
 
 
 class WorkerError(RuntimeError):
@@ -166,72 +152,113 @@ class Workers:
         self._workers, self._results = [], None
 
     def run(self, source: Source, head: list[Line], start: int, lineno: int,
-            cursor: Cursor | None, bar) -> None:
+            cursor: Cursor | None, bar, parser: Parser) -> None:
         """Read `source` from `start` (`lineno` lines before it) as the serial loop would."""
         if not self._workers:
             self._start()
-        pipeline = self.pipeline
         self.files += 1
         plain = source.compression == "plain"
+        pipeline = self.pipeline
+        slim = cursor is not None and cursor.checkpoint.run_keys is not None \
+            and getattr(pipeline.sink, "counts_only", False)
         info = _File(self.files, source.name, tuple(line.text for line in head),
                      cursor is not None, bool(pipeline.counters.explain),
-                     source.path if plain else None)
-        headers: dict[str, str] = {}
-        for line in head:
+                     source.path if plain else None, slim, parser.headers)
+        with contextlib.ExitStack() as stack:
+            if plain:  # the workers read the chunks; here only where they end
+                raw = stack.enter_context(source.open_raw())
+                chunks = source.spans(raw, start, CHUNK_BYTES)
+                fd = raw.fileno()
+            else:
+                chunks = source.chunks(start, lineno, CHUNK_BYTES, numbered=False)
+                fd = None
+            stack.callback(chunks.close)
+            self._run(source, info, chunks, fd, head, start, lineno, cursor, bar)
+
+    def _run(self, source: Source, info: _File, chunks: Iterator[Chunk | Span], fd: int | None,
+             head: list[Line], start: int, lineno: int, cursor: Cursor | None, bar) -> None:
+        pipeline = self.pipeline
+        # The header lines in force (W3C, CloudFront) before the next chunk to apply: those
+        # before `start`, then those the workers found in each chunk applied. A chunk sent
+        # before that is known goes with a guess (the header lines at the top, which the
+        # first chunk holds), checked as it is applied: if wrong, it is parsed again.
+        known: dict[str, str] = {}
+        guess: dict[str, str] = {}
+        for line in head if info.headers else ():
+            _remember_header(guess, line.text)
             if line.end <= start:
-                _remember_header(headers, line.text)
+                _remember_header(known, line.text)
         pending: dict[int, tuple] = {}  # results that came back before their turn
-        queued: deque[tuple[Chunk, _Worker, tuple[str, ...]]] = deque()
-        seq = done = 0
-        last_position = 0
+        queued: deque[tuple[Chunk | Span, _Worker, dict[str, str]]] = deque()
+        done = last_position = 0
+        lost = False  # the file changed under the workers and here: the rest is left
         # The workers number each chunk's lines from 1 and count them; `_apply` adds the
         # lines of the chunks before (counting them here cost ~10% of this process's CPU).
         self._lineno = lineno
-        chunks = source.chunks(start, lineno, CHUNK_BYTES, numbered=False)
-        try:
-            for chunk in chunks:
-                if pipeline.stop_requested:
-                    break
-                if len(queued) >= self.count * IN_FLIGHT_PER_WORKER:
-                    earlier, by, replayed = queued.popleft()
-                    result = self._result(info, done, pending, earlier, by, replayed)
-                    self._apply(source, earlier, by, result, cursor)
-                    done += 1
-                worker = min(self._workers, key=lambda w: w.busy)  # the least behind
-                replay = tuple(headers.values())
-                whole = len(chunk.data) == chunk.end - chunk.start  # else a line was cut
-                task = _Span(chunk.start, chunk.end, chunk.data[-TAIL:]) \
-                    if plain and whole else chunk
-                worker.tasks.put((info, seq, task, replay))
-                worker.busy += 1
-                queued.append((chunk, worker, replay))
-                seq += 1
-                _scan_headers(chunk.data, headers)
-                if bar is not None:
-                    bar.update(source.position - last_position)
-                    last_position = source.position
-            while queued:
-                chunk, worker, replay = queued.popleft()
-                result = self._result(info, done, pending, chunk, worker, replay)
-                if pipeline.stop_requested:  # dropped: a rerun reads them again
-                    worker.busy -= 1
-                else:
-                    self._apply(source, chunk, worker, result, cursor)
+        for seq, chunk in enumerate(chunks):
+            if pipeline.stop_requested:
+                break
+            if len(queued) >= self.count * IN_FLIGHT_PER_WORKER:
+                lost = not self._take(source, info, queued, pending, done, fd, cursor, known,
+                                      guess)
                 done += 1
-        finally:
-            chunks.close()
+                if lost:
+                    break
+            worker = min(self._workers, key=lambda w: w.busy)  # the least behind
+            replay = dict(guess if seq else known)
+            worker.tasks.put((info, seq, chunk, tuple(replay.values())))
+            worker.busy += 1
+            queued.append((chunk, worker, replay))
+            if bar is not None:
+                bar.update(source.position - last_position)
+                last_position = source.position
+        while queued:
+            if lost:  # dropped: as they came back (the next file's come after)
+                self._next(done, pending)
+                queued.popleft()[1].busy -= 1
+            else:
+                lost = not self._take(source, info, queued, pending, done, fd, cursor, known,
+                                      guess)
+            done += 1
         if bar is not None:
             bar.update(source.position - last_position)
 
-    def _result(self, info: _File, seq: int, pending: dict[int, tuple], chunk: Chunk,
-                worker: _Worker, replay: tuple[str, ...]) -> tuple:
-        """Chunk `seq`'s result; if its worker found the file changed under a `_Span`, after
-        sending it the bytes read here."""
-        result = self._next(seq, pending)
-        if result[0] is None:
-            worker.tasks.put((info, seq, chunk, replay))
+    def _take(self, source: Source, info: _File, queued: deque, pending: dict[int, tuple],
+              seq: int, fd: int | None, cursor: Cursor | None, known: dict[str, str],
+              guess: dict[str, str]) -> bool:
+        """The first queued chunk's result applied (unless a stop is requested: dropped, a
+        rerun reads it again); False if its bytes changed here too (the file is left)."""
+        chunk, worker, replay = queued.popleft()
+        result = self._result(info, seq, pending, chunk, worker, replay, fd, known)
+        worker.busy -= 1
+        if result is None:
+            source.warning = f"the file changed while being read; kept the lines before " \
+                             f"byte {chunk.start}"
+            return False
+        if not self.pipeline.stop_requested:
+            self._apply(source, chunk, result, cursor)
+            for text in result[-1]:
+                _remember_header(known, text)
+                _remember_header(guess, text)
+        return True
+
+    def _result(self, info: _File, seq: int, pending: dict[int, tuple], chunk: Chunk | Span,
+                worker: _Worker, replay: dict[str, str], fd: int | None,
+                known: dict[str, str]) -> tuple | None:
+        """Chunk `seq`'s result, as parsed after the `known` header lines. Sent again if it
+        went with others, or if its worker found the file changed under a `Span` (then with
+        the bytes read here; None if they changed here too)."""
+        while True:
             result = self._next(seq, pending)
-        return result
+            if result[0] is None:
+                data = _PlainFile.read_fd(fd, chunk)
+                if data is None:
+                    return None
+                chunk = Chunk(data, 0, chunk.start, chunk.end)
+            elif replay == known:
+                return result
+            replay = dict(known)
+            worker.tasks.put((info, seq, chunk, tuple(replay.values())))
 
     def _next(self, seq: int, pending: dict[int, tuple]) -> tuple:
         while seq not in pending:
@@ -258,12 +285,11 @@ class Workers:
                 other.news.put(learned)
         _classifier().learn(learned)
 
-    def _apply(self, source: Source, chunk: Chunk, worker: _Worker, result: tuple,
+    def _apply(self, source: Source, chunk: Chunk | Span, result: tuple,
                cursor: Cursor | None) -> None:
         """A chunk's outcome, in file order: what the worker counted, then its candidate
         events through dedupe and on to the sink."""
-        candidates, delta, malformed, lines = result
-        worker.busy -= 1
+        candidates, delta, malformed, lines, _ = result
         pipeline = self.pipeline
         counters = pipeline.counters
         with counters.lock:  # sink threads update the counters too
@@ -273,7 +299,9 @@ class Workers:
         for number, text, reason, explained in malformed:
             pipeline._malformed(source, Line(before + number, 0, text), reason,
                                 None if explained is None else lambda e=explained: e)
-        if candidates:
+        if isinstance(candidates, tuple):
+            self._count(candidates, cursor)
+        elif candidates:
             self._settle(source.name, candidates, before, cursor)
         if cursor is not None and lines:
             cursor.advance(chunk.end, self._lineno)
@@ -311,6 +339,17 @@ class Workers:
             submit(event)
 
 
+    def _count(self, slim: tuple, cursor: Cursor) -> None:
+        """A chunk's candidate events as `_File.slim` has them through dedupe, and counted."""
+        keys, whens, texts = slim
+        known = cursor.admit_chunk(keys, whens)
+        for i, outcome in known.items():
+            self.pipeline._known(outcome, (texts[i] or "") if texts else "")
+        new = len(keys) - len(known)
+        self.pipeline.counters.events += new
+        self.pipeline.sink.submit_all((), new)
+
+
 def _events(name: str, columns: list[tuple], numbers: list[int]) -> Iterator[Event]:
     """The events of candidate columns, their line numbers in the file being `numbers`."""
     origins = map(Origin, repeat(name), numbers, columns[_END])
@@ -319,7 +358,8 @@ def _events(name: str, columns: list[tuple], numbers: list[int]) -> Iterator[Eve
 
 def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
     """A worker's loop: chunks in; (seq, candidates, counter delta, malformed lines, line
-    count) out, and ("learned", me, user-agent kinds) as it finds them out."""
+    count, the chunk's header lines) out, or (seq, None) for a `Span` whose bytes changed;
+    and ("learned", me, user-agent kinds) as it finds them out."""
     # Ctrl-C reaches the whole process group: the main process decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -345,7 +385,7 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
                     [Line(n, 0, text) for n, text in enumerate(info.head, 1)])
                 current = info.seq
                 file.open(info.path)
-            if isinstance(chunk, _Span):
+            if isinstance(chunk, Span):
                 data = file.read(chunk)
                 if data is None:
                     results.put((seq, None))  # changed: the main process sends the bytes
@@ -355,15 +395,22 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
                 with contextlib.suppress(ParseError, SkipLine, ValueError):
                     parser.parse(text)
             examined = _examine_chunk(pipeline, parser, info, chunk, malformed, sieve, events)
+            if info.slim and examined[0]:
+                columns = examined[0]
+                texts = columns[_TEXT] if info.texts else None
+                examined = ((columns[_KEY], columns[_TIME], texts), *examined[1:])
             kinds.publish()
-            results.put((seq, *examined))
+            found: dict[str, str] = {}
+            if info.headers:
+                _scan_headers(chunk.data, found)
+            results.put((seq, *examined, tuple(found.values())))
         except BaseException:  # noqa: BLE001 - any failure must reach the main process
             results.put(("error", traceback.format_exc()))
             return
 
 
 class _PlainFile:
-    """A worker's descriptor of the plain file its chunks come from as `_Span`s."""
+    """A worker's descriptor of the plain file its chunks come from as `Span`s."""
 
     def __init__(self) -> None:
         self.fd: int | None = None
@@ -374,12 +421,16 @@ class _PlainFile:
             with contextlib.suppress(OSError):  # gone: each span is then sent whole
                 self.fd = os.open(path, os.O_RDONLY)
 
-    def read(self, span: _Span) -> bytes | None:
-        """The span's bytes, or None if they are not the ones the main process read."""
-        if self.fd is None:
+    def read(self, span: Span) -> bytes | None:
+        """The span's bytes, or None if they are not the ones the main process found."""
+        return self.read_fd(self.fd, span)
+
+    @staticmethod
+    def read_fd(fd: int | None, span: Span) -> bytes | None:
+        if fd is None:
             return None
         try:
-            data = os.pread(self.fd, span.end - span.start, span.start)
+            data = os.pread(fd, span.end - span.start, span.start)
         except OSError:
             return None
         return data if len(data) == span.end - span.start and data.endswith(span.tail) \
@@ -437,91 +488,6 @@ class _Learning:
         if found:
             self.classifier.found = []
             self.results.put(("learned", self.me, found))
-
-
-def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk,
-                   malformed: _Malformed, sieve: Sieve | None,
-                   events: EventColumns | None = None) -> tuple:
-    """A chunk's lines: those the sieve decides counted at once, those every filter let
-    through made into events together (`events`) where they can be, the others examined one
-    by one (with where each begins); (candidates as columns, counter delta, malformed lines,
-    lines)."""
-    counters = pipeline.counters
-    before = snapshot(counters)
-    source = Source(info.name, None)
-    examine, keyed, texts = pipeline._examine, info.keyed, info.texts
-    interned: dict = {}  # repeated strings and header lines pickle once per chunk
-    intern = interned.setdefault
-    candidates = []
-    made = None
-    if sieve is not None:
-        make = None if events is None else partial(events.make, keyed=keyed)
-        lines, left, made = sieve.split(chunk, parser, counters.filtered, make, texts)
-    else:
-        lines, left = None, _streamed(chunk)
-    line = None
-    for line, begin, row in left:  # _examine copies what it keeps of a line
-        found = examine(source, line, parser, keyed, row)
-        if found is not None:
-            event, key, _ = found
-            event.user_agent = intern(event.user_agent, event.user_agent)
-            event.ip = intern(event.ip, event.ip)
-            candidates.append((*_event_values(event), event.wire, line.lineno, begin, line.end,
-                               key, line.text if texts else None))
-    if lines is None:
-        lines = 0 if line is None else line.lineno - chunk.lineno
-    counters.lines_read += lines
-    columns = [list(column) for column in zip(*candidates, strict=True)]
-    if made is not None:
-        columns = _together(made, columns, texts)
-    wires = columns[_WIRE] if columns else ()
-    for i, wire in enumerate(wires):  # its header lines repeat as much as user agents do
-        if wire is not None:
-            wires[i] = (wire[0], [intern(h, h) for h in wire[1]])
-    return columns, difference(before, counters), malformed.take(), lines
-
-
-def _together(made: tuple, columns: list[list], texts: bool) -> list[list]:
-    """The candidates' columns of the events made together (`Sieve.split`'s `made`) and of
-    those examined one by one, in line order."""
-    numbers, begins, ends, lines, (*values, wires, keys) = made
-    own = [*values, wires, numbers, begins, ends, keys,
-           lines if texts else [None] * len(numbers)]
-    if not columns:
-        return own
-    joined = [mine + theirs for mine, theirs in zip(own, columns, strict=True)]
-    order = sorted(range(len(joined[_NUMBER])), key=joined[_NUMBER].__getitem__)
-    return [list(map(column.__getitem__, order)) for column in joined]
-
-
-def _streamed(chunk: Chunk) -> Iterator[tuple[Line, int, None]]:
-    """All the chunk's lines, each with where it begins, none judged (one Line changed in
-    place)."""
-    begin = chunk.start
-    for line in chunk.stream():
-        yield line, begin, None
-        begin = line.end
-
-
-class _Malformed:
-    """A worker's `Pipeline._malformed`: the lines are sent to the main process, which counts
-    them and writes --rejects in order. Which ones the summary explains depends on the lines
-    before them in other chunks, so each chunk's first few come explained."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[int, str, str, str | None]] = []
-        self.explained = 0
-
-    def __call__(self, source: Source, line: Line, reason: str, explain=None) -> None:
-        explained = None
-        if explain is not None and self.explained < MALFORMED_SHOWN:
-            explained = explain()
-            self.explained += 1
-        self.lines.append((line.lineno, line.text, reason, explained))
-
-    def take(self) -> list[tuple[int, str, str, str | None]]:
-        lines, self.lines, self.explained = self.lines, [], 0
-        return lines
 
 
 # -- header lines (W3C, CloudFront): their latest version is replayed before each chunk -------

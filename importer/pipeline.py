@@ -37,7 +37,8 @@ class Sink(Protocol):
     def submit(self, event: Event) -> None: ...
 
     # Optional, where events are deduped a chunk at a time: `submit_all(events, count)`,
-    # `submit` of each of `count` events, which `events` may make only as they are read.
+    # `submit` of each of `count` events, which `events` may make only as they are read;
+    # and `counts_only`, true where submit_all never reads `events` (they need not be made).
 
     def stop(self) -> None:
         """Ctrl-C / SIGTERM / a fatal answer: give up what is not yet final, soon."""
@@ -125,7 +126,7 @@ class Pipeline:
             lines.close()
             if not self._workers.started:
                 self._before_fork(parser, sniffed)
-            self._workers.run(source, sniffed, start, lineno, cursor, bar)
+            self._workers.run(source, sniffed, start, lineno, cursor, bar, parser)
         else:
             self._read(source, itertools.chain(head, lines), parser, cursor, bar)
         if cursor is not None:

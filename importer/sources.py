@@ -18,7 +18,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 MAGIC = {
     b"\x1f\x8b": "gzip",
@@ -31,6 +31,8 @@ MAGIC = {
 STILL_WRITING_S = 300
 MAX_LINE = 16 * 1024 * 1024  # longer "lines" are cut and reported as malformed downstream
 CHUNK_SIZE = 1 << 20  # bytes read at a time: lines are split and decoded a chunk at a time
+TAIL = 64  # the last bytes of a `Span`, as read when it was found
+WINDOW = 1 << 14  # bytes read back from a block's end at a time to find its last newline
 
 
 class InputError(Exception):
@@ -118,6 +120,20 @@ class Chunk:
         if data.endswith(b"\n"):
             texts.pop()
         return texts
+
+
+class Span(NamedTuple):
+    """Whole lines of a plain file, left unread: where they begin and end, and their last
+    bytes as read when the span was found, by which a later reader of the file tells whether
+    it still holds them (not rotated, truncated or rewritten since)."""
+
+    start: int
+    end: int
+    tail: bytes
+
+
+class _Shrank(Exception):
+    """A plain file got shorter while its spans were being found."""
 
 
 @dataclass
@@ -231,11 +247,82 @@ class Source:
             return
         yield Chunk(b"".join(pending), lineno, offset, offset + waiting + dropped)
 
+    def spans(self, raw: BinaryIO, start: int = 0, size: int = CHUNK_SIZE
+              ) -> Iterator[Span | Chunk]:
+        """A plain file from `start` cut as `chunks(start, size=size, numbered=False)` cuts it
+        (after the last newline of each `size` block), found without reading it all: only
+        back from each block's end to its last newline. Every chunk comes as a `Span`, but a
+        line cut at MAX_LINE, which comes as its `Chunk`; an unfinished last line is held
+        back as `chunks` holds it. A file that shrinks meanwhile ends where it was found to."""
+        fd = raw.fileno()
+        size = min(size, MAX_LINE)
+        offset = block = start  # where the next chunk begins; where the next block does
+        try:
+            while True:
+                end = min(block + size, os.fstat(fd).st_size)
+                if end <= block:
+                    break
+                last, tail = _last_newline(fd, block, end, offset)
+                self.position = end
+                if last and offset < block:  # its first line began in an earlier block
+                    first = _first_newline(fd, block, end)
+                    if first - offset > MAX_LINE:
+                        yield Chunk(_pread(fd, MAX_LINE, offset), 0, offset, first)
+                        offset = first
+                block = end
+                if last > offset:
+                    yield Span(offset, last, tail)
+                    offset = last
+            rest = block - offset  # an unterminated last line
+            if not rest:
+                return
+            if rest < MAX_LINE and self._still_being_written():
+                self.held_back = rest
+            elif rest <= MAX_LINE:
+                yield Span(offset, block, _pread(fd, min(rest, TAIL), block - min(rest, TAIL)))
+            else:
+                yield Chunk(_pread(fd, MAX_LINE, offset), 0, offset, block)
+        except _Shrank:
+            return
+
     def _still_being_written(self) -> bool:
         try:
             return time.time() - os.stat(self.path).st_mtime < STILL_WRITING_S
         except OSError:
             return False
+
+
+def _pread(fd: int, length: int, at: int) -> bytes:
+    data = os.pread(fd, length, at)
+    if len(data) < length:
+        raise _Shrank
+    return data
+
+
+def _last_newline(fd: int, low: int, high: int, begin: int) -> tuple[int, bytes]:
+    """The offset after the last newline in [low, high) (0 if none) and the TAIL bytes before
+    it, from `begin` on."""
+    while high > low:
+        at = max(low, high - WINDOW)
+        data = _pread(fd, high - at, at)
+        found = data.rfind(b"\n") + 1
+        if found:
+            end = at + found
+            first = max(begin, end - TAIL)
+            tail = data[first - at:found] if first >= at else _pread(fd, end - first, first)
+            return end, tail
+        high = at
+    return 0, b""
+
+
+def _first_newline(fd: int, low: int, high: int) -> int:
+    """The offset after the first newline in [low, high), which holds one."""
+    while True:
+        data = _pread(fd, min(WINDOW, high - low), low)
+        found = data.find(b"\n") + 1
+        if found:
+            return low + found
+        low += len(data)
 
 
 def _decode(data: bytes) -> tuple[str, bool]:

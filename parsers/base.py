@@ -72,6 +72,7 @@ class Parser:
 
     name: str = ""
     description: str = ""
+    headers: bool = False  # learns from header lines (`#Fields:`) in the file
 
     def parse(self, line: str) -> LogRecord:
         raise NotImplementedError

@@ -221,6 +221,8 @@ class ColumnParser(Parser):
     """Header-driven (W3C, CloudFront) or fixed-column (Bunny) lines, split on `separator`
     (None: on runs of white space)."""
 
+    headers = True
+
     def __init__(self, name: str, times: TimeParser, default: str, separator: str | None,
                  escaping: str, free_column: str | None = None,
                  requires_header_with: str | None = None) -> None:

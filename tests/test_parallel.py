@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import random
 import zlib
 from collections import Counter
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from importer import parallel
+from importer.delivery import DryRunSink
 from importer.digests import DigestMap
 from importer.events import Event
 from importer.filters import FilterChain
@@ -141,6 +143,27 @@ def test_workers_give_what_the_main_process_gives(logs, tiny_chunks):
     assert parallel_ == serial
 
 
+def test_a_chunk_is_parsed_again_only_after_a_header_line_changed(tmp_path, tiny_chunks,
+                                                                  monkeypatch):
+    """Chunks go to the workers with the header lines at the top of the file; those sent
+    before a chunk with another `#Fields:` header is applied are parsed again, after it."""
+    log = tmp_path / "cloudfront.log"
+    results = []
+    real = parallel.Workers._next
+    monkeypatch.setattr(parallel.Workers, "_next", lambda self, seq, pending:
+                        results.append(seq) or real(self, seq, pending))
+    for changed in (False, True):
+        rows = cloudfront_text(3000, seed=3).splitlines(keepends=True)
+        if not changed:  # only the header lines at the top
+            rows = rows[:2] + [row for row in rows[2:] if not row.startswith("#")]
+        log.write_text("".join(rows))
+        results.clear()
+        serial = run([log], workers=1, explain=3)
+        assert run([log], workers=2, explain=3) == serial
+        again = len(results) - len(set(results))
+        assert (0 < again <= 2 * parallel.IN_FLIGHT_PER_WORKER) if changed else again == 0
+
+
 def test_events_keep_their_line_numbers_and_offsets(logs, tiny_chunks):
     _, events, _ = run(logs[1:2], workers=2)
     data = logs[1].read_bytes()
@@ -173,6 +196,50 @@ def test_checkpoint_positions_and_dedupe_match_over_reruns(tmp_path, tiny_chunks
     assert runs[-1][0]["events"] < runs[0][0]["events"]  # reruns send only what is new
 
 
+def dry_run(inputs: list[Path], workers: int, state: Path, output: io.StringIO | None
+            ) -> tuple[dict, str]:
+    """A dry run as the CLI makes it: read-only state, the events only counted or written."""
+    counters = Counters(explain=3)
+    checkpoint = Checkpoint(str(state), readonly=True)
+    pipeline = Pipeline(inputs=[str(p) for p in inputs], builder=EventBuilder("example.com"),
+                        sink=DryRunSink(counters, output), counters=counters,
+                        checkpoint=checkpoint, workers=workers)
+    try:
+        pipeline.run()
+    finally:
+        checkpoint.close()
+    assert counters.check() == []
+    summary = counters.as_dict()
+    del summary["elapsed_s"]
+    return summary, "" if output is None else output.getvalue()
+
+
+def test_a_dry_run_that_only_counts_gets_what_it_counts_from_the_workers(tmp_path, tiny_chunks,
+                                                                        monkeypatch):
+    """Without --output the workers send only each event's key, time (and line, for the
+    summary's samples): dedupe, counts and samples come out as with the events whole."""
+    lines = combined_bytes(3000, seed=11).splitlines(keepends=True)
+    log, sent, state = tmp_path / "access.log", tmp_path / "sent.log", tmp_path / "state"
+    log.write_bytes(b"".join(lines[:2000] + lines[1990:2010]))  # repeated lines nearby
+    sent.write_bytes(b"".join(lines[100:300]))
+    run([sent], workers=1, state=state)  # sent before: duplicates from the state too
+    run([log], workers=1, state=state,  # and some of this log: sent or not, read again
+        fails=lambda e: zlib.crc32(e.url.encode()) % 5 == 0)
+    counted = []
+    monkeypatch.setattr(parallel.Workers, "_count",
+                        lambda self, slim, cursor, real=parallel.Workers._count:
+                        counted.append(len(slim[0])) or real(self, slim, cursor))
+    serial, _ = dry_run([log], 1, state, None)
+    assert not counted
+    whole, events = dry_run([log], 2, state, io.StringIO())
+    assert not counted and events.count("\n") == whole["events"]
+    slim, _ = dry_run([log], 2, state, None)
+    assert sum(counted) > whole["events"] > 0
+    assert slim == whole == serial
+    assert slim["duplicates"] > 20 and slim["filtered"]["already_sent"] > 20
+    assert slim["filter_samples"]["already_sent"]
+
+
 def test_dedupe_without_state_matches_in_process(tmp_path, tiny_chunks, monkeypatch):
     """A dry run or an export dedupes a chunk's events at once: the same duplicates as
     in-process, within a chunk, across chunks and files, before and after keys spill."""
@@ -194,10 +261,13 @@ def test_chunks_of_a_file_changed_under_the_workers_are_sent_to_them(logs, tiny_
     serial = run(logs, workers=1, explain=3)
     real_pread = parallel.os.pread
     spans = []
+    main = os.getpid()
 
     def pread(fd, length, offset):  # in the workers: a file changing under them
-        spans.append(offset)
         data = real_pread(fd, length, offset)
+        if os.getpid() == main:
+            return data
+        spans.append(offset)
         if len(spans) % 3 == 1:
             return data[:-1]  # shorter
         if len(spans) % 3 == 2:
@@ -206,6 +276,19 @@ def test_chunks_of_a_file_changed_under_the_workers_are_sent_to_them(logs, tiny_
 
     monkeypatch.setattr(parallel.os, "pread", pread)
     assert run(logs, workers=2, explain=3) == serial
+
+
+def test_a_file_changed_here_too_is_left_with_a_warning(logs, tiny_chunks, monkeypatch):
+    """Where the main process no longer finds a chunk's bytes either (truncated, rewritten),
+    the file is left there, and the run says so: the books balance, the other files read."""
+    whole = run(logs, workers=2)[0]
+    monkeypatch.setattr(parallel._PlainFile, "read_fd", staticmethod(lambda fd, span: None))
+    summary = run(logs, workers=2)[0]
+    plain = [str(p) for p in logs if p.suffix != ".gz"]
+    assert [w.split(":")[0] for w in summary["warnings"]] == plain
+    assert all("changed while being read; kept the lines before byte 0" in w
+               for w in summary["warnings"])
+    assert summary["lines_read"] == 3000 == whole["lines_read"] - 6000 - 3003
 
 
 def test_a_failing_worker_stops_the_run_with_its_traceback(logs, tiny_chunks):

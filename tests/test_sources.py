@@ -243,3 +243,59 @@ def test_a_chunk_streamed_in_one_line_object_reads_as_its_lines(tmp_path, data, 
         expected = [(ln.lineno, ln.end, ln.text, ln.invalid_utf8) for ln in chunk.lines()]
         streamed = [(ln.lineno, ln.end, ln.text, ln.invalid_utf8) for ln in chunk.stream()]
         assert streamed == expected
+
+
+def _cuts(source, found) -> list[tuple]:
+    """What a run's reader cuts: each chunk's bounds, and the bytes of a line cut short."""
+    cuts = []
+    for chunk in found:
+        data = Path(source.path).read_bytes()[chunk.start:chunk.end]
+        if isinstance(chunk, sources.Span):
+            assert chunk.tail == data[-sources.TAIL:]
+            cuts.append((chunk.start, chunk.end, None))
+        else:  # whole lines come as a Span from `spans`
+            cuts.append((chunk.start, chunk.end, None if chunk.data == data else chunk.data))
+    return cuts
+
+
+@pytest.mark.parametrize("size", [7, 64, 300, 4096])
+@pytest.mark.parametrize("start", [0, 50])
+@pytest.mark.parametrize("shape", ["long lines", "no final newline", "still being written",
+                                   "a header mid-file", "over the limit", "over at the end"])
+def test_spans_cut_a_plain_file_where_reading_it_does(tmp_path, monkeypatch, shape, start,
+                                                      size):
+    """The chunks found without reading a file (`Source.spans`, parse workers read them) end
+    where those read whole end, and hold the same lines: long ones, cut ones, the last."""
+    monkeypatch.setattr(sources, "MAX_LINE", 1000)
+    monkeypatch.setattr(sources, "WINDOW", 16)  # the last newline is often windows back
+    lines = [LINE.encode() * (1 + n % 3) + b"\n" for n in range(40)]
+    lines[5] = b"x" * 2500 + b"\n"
+    if shape == "a header mid-file":
+        lines[20] = b"#Fields: date time c-ip\n"
+    if shape == "over the limit":
+        lines[30] = b"y" * 3500 + b"\n"
+    data = b"".join(lines)
+    if shape != "long lines":
+        data += b"z" * (3000 if shape == "over at the end" else 120)
+    path = tmp_path / "access.log"
+    path.write_bytes(data)
+    if shape != "still being written":
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    read, found = open_source(str(path)), open_source(str(path))
+    with open(path, "rb") as raw:
+        spans = _cuts(found, found.spans(raw, start, size))
+    assert spans == _cuts(read, read.chunks(start, 0, size, numbered=False))
+    assert (found.held_back, found.position) == (read.held_back, read.position)
+    assert (found.held_back > 0) == (shape == "still being written")
+
+
+def test_spans_of_a_file_that_shrinks_end_where_it_did(tmp_path):
+    path = tmp_path / "access.log"
+    path.write_bytes((LINE + "\n").encode() * 100)
+    source = open_source(str(path))
+    with open(path, "rb") as raw:
+        spans = source.spans(raw, 0, 1000)
+        first = next(spans)
+        os.truncate(path, first.end + 10)
+        assert [span.end for span in spans] == []
+    assert first.end < 1000 and source.warning is None
