@@ -69,14 +69,19 @@ def run(inputs: list[Path], workers: int, *, state: Path | None = None, explain:
     pipeline = Pipeline(inputs=[str(p) for p in inputs], builder=EventBuilder("example.com"),
                         sink=sink, counters=counters, filters=chain, rejects=rejects,
                         checkpoint=checkpoint, workers=workers)
+    return summary_of(pipeline, checkpoint), sink.events, rejects.getvalue()
+
+
+def summary_of(pipeline: Pipeline, checkpoint: Checkpoint) -> dict:
+    """The summary of a run of `pipeline` (its buckets add up), without its elapsed time."""
     try:
         pipeline.run()
     finally:
         checkpoint.close()
-    assert counters.check() == []
-    summary = counters.as_dict()
+    assert pipeline.counters.check() == []
+    summary = pipeline.counters.as_dict()
     del summary["elapsed_s"]
-    return summary, sink.events, rejects.getvalue()
+    return summary
 
 
 def _count_hosts(counters: Counters):
@@ -204,14 +209,7 @@ def dry_run(inputs: list[Path], workers: int, state: Path, output: io.StringIO |
     pipeline = Pipeline(inputs=[str(p) for p in inputs], builder=EventBuilder("example.com"),
                         sink=DryRunSink(counters, output), counters=counters,
                         checkpoint=checkpoint, workers=workers)
-    try:
-        pipeline.run()
-    finally:
-        checkpoint.close()
-    assert counters.check() == []
-    summary = counters.as_dict()
-    del summary["elapsed_s"]
-    return summary, "" if output is None else output.getvalue()
+    return summary_of(pipeline, checkpoint), "" if output is None else output.getvalue()
 
 
 def test_a_dry_run_that_only_counts_gets_what_it_counts_from_the_workers(tmp_path, tiny_chunks,
