@@ -10,8 +10,10 @@ Run from the repository root:
    medians of wall and CPU time. Each round exports twice with a fresh state directory:
    "cold" classifies every user agent, "warm" (a rerun, as cron does) finds them in the
    user-agent cache the cold run saved (importer/uacache.py).
-2. Memory: export of 2 days of logs, then of 20 days with the same traffic per day (10x the
-   history, 10x the lines): peak RSS of each.
+2. Memory: export of 4 days of logs, then of 40 days with the same traffic per day (10x the
+   history, 10x the lines): peak RSS of each. Both logs are big enough (200k lines, 48 MB) to
+   be read by the parse workers: a smaller one is read in one process, which would compare
+   two process layouts rather than two sizes of input.
 Each command runs under a small wrapper that reports its children's peak RSS (ru_maxrss).
 """
 from __future__ import annotations
@@ -98,7 +100,7 @@ def main() -> int:
                   "GoAccess's speed")
 
         print(f"\nmemory, {args.per_day:,} lines a day:")
-        for days in (2, 20):
+        for days in (4, 40):
             write_log(log, args.per_day * days, days)
             wall, rss, _ = measure(export_cmd(log, os.path.join(work, f"out{days}")),
                                    os.path.join(work, f"state-memory{days}"))
