@@ -357,9 +357,19 @@ class FormatParser(Parser):
             raise ParseError(str(exc)) from None
 
     def failure_position(self, line: str) -> tuple[int, str]:
-        """Where a non-matching line stops fitting: (offset, what was expected there).
+        """Where a refused line stops fitting: (offset, what was expected there); for a line
+        that fits but holds a value that does not convert (a timestamp), that value's field.
 
         Only used to explain the first few failures, so it may be slow."""
+        m = (self.regex if "\\" in line else self._plain).match(line)
+        if m is not None:
+            for i, (_, convert) in enumerate(self._setters):
+                if convert in (None, OPAQUE):
+                    continue
+                try:
+                    convert(m.group(i + 1))
+                except ValueError:
+                    return m.start(i + 1), self._shown(self.fields[i])
         best = (0, self.fields[0].name if self.fields else "end of line")
         for i in range(1, len(self.parts) + 1):
             prefix = "".join(

@@ -296,6 +296,20 @@ def test_malformed_lines_are_shown_with_file_line_and_column(tmp_path, capsys):
     assert f"{log}:4: does not match combined, fails at column {column} (expected '\" \"')" in out
 
 
+def test_a_line_that_fits_but_holds_a_bad_value_is_shown_at_that_value(tmp_path, capsys):
+    """Not "expected end of line": the line fits the format; its timestamp does not convert."""
+    log = tmp_path / "access.log"
+    stamp = COMBINED_LINE[COMBINED_LINE.index("["):COMBINED_LINE.index("]") + 1]
+    broken = COMBINED_LINE.replace(stamp, "[31/Dec/9999:23:59:59 -2359]")
+    log.write_text("\n".join([COMBINED_LINE] * 3 + [broken]) + "\n")
+    assert main(["send", str(log), "--domain", "example.com", "--dry-run", "--no-progress",
+                 "--state", str(tmp_path / "state")]) == 0
+    out = capsys.readouterr().out
+    column = broken.index("[") + 1
+    assert f"{log}:4: timestamp out of range '[31/Dec/9999:23:59:59 -2359]', fails at column " \
+           f"{column} (expected %t)" in out
+
+
 @pytest.mark.parametrize("local, expected", [
     ("29/Mar/2026:01:59:59", "2026-03-29 00:59:59"),  # CET, just before clocks jump
     ("29/Mar/2026:03:00:00", "2026-03-29 01:00:00"),  # CEST, just after
