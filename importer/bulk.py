@@ -67,7 +67,6 @@ class Sieve:
         self._reasons: list[str] = []
         self._verdicts: dict[tuple[int, Derived], dict] = {}  # (position, field) -> cache
         self._valid: dict[Derived, set] = {}  # values known to convert
-        self.last: tuple[Table, np.ndarray] | None = None  # the table sifted, rows passed
 
     def read_too(self, fields: Iterable[str]) -> None:
         """Have the tables read these fields too (what is made of the rows let through reads
@@ -107,7 +106,6 @@ class Sieve:
             skip = {i for i, line in enumerate(lines) if line.invalid_utf8}  # noted per line
             if "" in texts or any(map(str.isspace, texts)):  # blank_line, per line
                 skip.update(i for i, text in enumerate(texts) if not text or text.isspace())
-        self.last = None
         found = self.sift(texts, parser, skip, data) if texts else None
         if found is None:
             if isinstance(texts, Texts):
@@ -116,8 +114,8 @@ class Sieve:
         counts, left, passed = found
         filtered.update(counts)
         made = None
-        if passed and make is not None and self.last is not None:
-            table, where = self.last
+        if make is not None and isinstance(passed, Passed) and passed:
+            table, where = passed.table, passed.at
             kept, columns = make(table, where.tolist())
             if kept:
                 rows = table.rows[where[kept]].tolist()
@@ -164,7 +162,6 @@ class Sieve:
         if self.complete:
             at = np.flatnonzero(through)
             passed = Passed(table, at)
-            self.last = table, at  # for `split`
         if len(table.rows) == len(texts):
             return decided, np.flatnonzero(left).tolist(), passed
         remaining = np.ones(len(texts), bool)
@@ -289,21 +286,25 @@ def _positions(chunk: Chunk, texts: Sequence[str], lines: list[Line] | None, row
 
 
 class Passed:
-    """The items of a table's rows that every filter let through, by line (`get`), made
-    when asked for: most of those rows become events column by column and need none."""
+    """The rows of a table (at positions `at`) that every filter let through; `get`: a row's
+    item by its line, made when asked for: most of those rows become events column by column
+    (`split`'s `make`) and need none."""
 
-    __slots__ = ("_table", "_at")
+    __slots__ = ("table", "at", "_positions")
 
     def __init__(self, table: Table, at: np.ndarray) -> None:
-        self._table = table
-        self._at = dict(zip(table.rows[at].tolist(), at.tolist(), strict=True))
+        self.table, self.at = table, at
+        self._positions: dict[int, int] | None = None  # line -> its row's position
 
     def get(self, line: int) -> object:
-        position = self._at.get(line)
-        return None if position is None else self._table.items(np.array([position]))[0]
+        if self._positions is None:
+            self._positions = dict(zip(self.table.rows[self.at].tolist(), self.at.tolist(),
+                                       strict=True))
+        position = self._positions.get(line)
+        return None if position is None else self.table.items(np.array([position]))[0]
 
     def __bool__(self) -> bool:
-        return bool(self._at)
+        return bool(len(self.at))
 
 
 def _numbered(chunk: Chunk, texts: Sequence[str], lines: list[Line] | None,
