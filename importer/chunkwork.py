@@ -26,12 +26,12 @@ _EVENT_FIELDS = tuple(f.name for f in fields(Event)
 _event_values = attrgetter(*_EVENT_FIELDS)
 # A chunk's candidate events go as columns, a tuple each (fewer objects to pickle than a tuple
 # per event, and the main process makes the Events with map()): the Event's values, then these.
-_TIME = _EVENT_FIELDS.index("time")  # the event's time, which dedupe needs too
-_WIRE, _NUMBER, _BEGIN, _END, _KEY, _TEXT = range(len(_EVENT_FIELDS), len(_EVENT_FIELDS) + 6)
+TIME = _EVENT_FIELDS.index("time")  # the event's time, which dedupe needs too
+WIRE, NUMBER, BEGIN, END, KEY, TEXT = range(len(_EVENT_FIELDS), len(_EVENT_FIELDS) + 6)
 
 
-def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk,
-                   malformed: _Malformed, sieve: Sieve | None,
+def examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk,
+                   malformed: Malformed, sieve: Sieve | None,
                    events: EventColumns | None = None) -> tuple:
     """A chunk's lines: those the sieve decides counted at once, those every filter let
     through made into events together (`events`) where they can be, the others examined one
@@ -65,7 +65,7 @@ def _examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk
     columns = [list(column) for column in zip(*candidates, strict=True)]
     if made is not None:
         columns = _together(made, columns, texts)
-    wires = columns[_WIRE] if columns else ()
+    wires = columns[WIRE] if columns else ()
     for i, wire in enumerate(wires):  # its header lines repeat as much as user agents do
         if wire is not None:
             wires[i] = (wire[0], [intern(h, h) for h in wire[1]])
@@ -81,7 +81,7 @@ def _together(made: tuple, columns: list[list], texts: bool) -> list[list]:
     if not columns:
         return own
     joined = [mine + theirs for mine, theirs in zip(own, columns, strict=True)]
-    order = sorted(range(len(joined[_NUMBER])), key=joined[_NUMBER].__getitem__)
+    order = sorted(range(len(joined[NUMBER])), key=joined[NUMBER].__getitem__)
     return [list(map(column.__getitem__, order)) for column in joined]
 
 
@@ -94,7 +94,7 @@ def _streamed(chunk: Chunk) -> Iterator[tuple[Line, int, None]]:
         begin = line.end
 
 
-class _Malformed:
+class Malformed:
     """A worker's `Pipeline._malformed`: the lines are sent to the main process, which counts
     them and writes --rejects in order. Which ones the summary explains depends on the lines
     before them in other chunks, so each chunk's first few come explained."""

@@ -36,7 +36,7 @@ import queue
 import signal
 import traceback
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import add
@@ -46,7 +46,7 @@ from parsers.base import ParseError, Parser, SkipLine
 
 from .bulk import Sieve
 from .bulkevents import EventColumns
-from .chunkwork import _BEGIN, _END, _KEY, _NUMBER, _TEXT, _TIME, _WIRE, _examine_chunk, _Malformed
+from .chunkwork import BEGIN, END, KEY, NUMBER, TEXT, TIME, WIRE, Malformed, examine_chunk
 from .events import Event, Origin
 from .sources import CHUNK_SIZE, Chunk, Line, Source, Span
 from .summary import merge
@@ -313,21 +313,18 @@ class Workers:
                 ) -> None:
         """A chunk's candidate events (columns) through dedupe and on to the sink."""
         pipeline = self.pipeline
-        numbers = list(map(add, columns[_NUMBER], repeat(before)))
+        numbers = list(map(add, columns[NUMBER], repeat(before)))
         if cursor is None or cursor.checkpoint.run_keys is None:
             settle = pipeline._settle  # one at a time: the sink may settle each at once
             events = _events(name, columns, numbers)
             for event, key, text, begin, number in zip(
-                    events, columns[_KEY], columns[_TEXT], columns[_BEGIN], numbers,
+                    events, columns[KEY], columns[TEXT], columns[BEGIN], numbers,
                     strict=True):
                 settle(cursor, event, key, event.time, text or "", (begin, number - 1))
             return
         # Nothing settles them: deduped as a whole, then to the sink.
-        known = cursor.admit_chunk(columns[_KEY], columns[_TIME])
+        known = self._admit(cursor, columns[KEY], columns[TIME], columns[TEXT])
         if known:
-            texts = columns[_TEXT]
-            for i, outcome in known.items():
-                pipeline._known(outcome, texts[i] or "")
             new = [i not in known for i in range(len(numbers))]
             columns = [tuple(compress(column, new)) for column in columns]
             numbers = list(compress(numbers, new))
@@ -341,22 +338,27 @@ class Workers:
         for event in events:
             submit(event)
 
-
     def _count(self, slim: tuple, cursor: Cursor) -> None:
         """A chunk's candidate events as `_File.slim` has them through dedupe, and counted."""
         keys, whens, texts = slim
+        new = len(keys) - len(self._admit(cursor, keys, whens, texts))
+        self.pipeline.counters.events += new
+        self.pipeline.sink.submit_all((), new)
+
+    def _admit(self, cursor: Cursor, keys: Sequence[bytes], whens: Sequence[float | None],
+               texts: Sequence[str | None] | None) -> dict[int, str]:
+        """A chunk's candidates deduped as a whole: those known already (index -> outcome),
+        each said as `Pipeline._known` says it."""
         known = cursor.admit_chunk(keys, whens)
         for i, outcome in known.items():
             self.pipeline._known(outcome, (texts[i] or "") if texts else "")
-        new = len(keys) - len(known)
-        self.pipeline.counters.events += new
-        self.pipeline.sink.submit_all((), new)
+        return known
 
 
 def _events(name: str, columns: list[tuple], numbers: list[int]) -> Iterator[Event]:
     """The events of candidate columns, their line numbers in the file being `numbers`."""
-    origins = map(Origin, repeat(name), numbers, columns[_END])
-    return map(Event, *columns[:_WIRE], origins, columns[_WIRE])
+    origins = map(Origin, repeat(name), numbers, columns[END])
+    return map(Event, *columns[:WIRE], origins, columns[WIRE])
 
 
 def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
@@ -366,7 +368,7 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
     # Ctrl-C reaches the whole process group: the main process decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    malformed = pipeline._malformed = _Malformed()
+    malformed = pipeline._malformed = Malformed()
     pipeline.origins = False
     kinds = _Learning(_classifier(), news, results, me)
     current, parser, file = 0, None, _PlainFile()
@@ -397,11 +399,11 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
             for text in headers:  # the columns in force where this chunk starts
                 with contextlib.suppress(ParseError, SkipLine, ValueError):
                     parser.parse(text)
-            examined = _examine_chunk(pipeline, parser, info, chunk, malformed, sieve, events)
+            examined = examine_chunk(pipeline, parser, info, chunk, malformed, sieve, events)
             if info.slim and examined[0]:
                 columns = examined[0]
-                texts = columns[_TEXT] if info.texts else None
-                examined = ((columns[_KEY], columns[_TIME], texts), *examined[1:])
+                texts = columns[TEXT] if info.texts else None
+                examined = ((columns[KEY], columns[TIME], texts), *examined[1:])
             kinds.publish()
             found: dict[str, str] = {}
             if info.headers:
