@@ -15,7 +15,6 @@ line is left out of the table (the per-line path reads it).
 """
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -180,6 +179,14 @@ def _at(buf: np.ndarray, places: list[np.ndarray], starts: np.ndarray, byte: int
     return (buf.take(np.stack(places) + starts, mode="clip") == byte).all(axis=0)
 
 
+def _re2_fullmatch(array: pa.Array, regex: re.Pattern) -> np.ndarray | None:
+    """Per text: whether `regex` matches it whole, by RE2; None where RE2 cannot compile it."""
+    try:
+        return _bools(pc.match_substring_regex(array, f"^(?:{regex.pattern})$"))
+    except pa.ArrowInvalid:
+        return None
+
+
 def _fitting(layout: Layout, source: int, place: Place, array: pa.Array,
              ascii_only: bool) -> np.ndarray:
     """Per row: whether the source's text (with its prefix and suffix) fits its pattern.
@@ -188,8 +195,9 @@ def _fitting(layout: Layout, source: int, place: Place, array: pa.Array,
     if ascii_only and place.decimal:  # sizes: many distinct texts
         return _bools(pc.ascii_is_decimal(array)) | _equals(array, "-")
     if ascii_only:
-        with contextlib.suppress(pa.ArrowInvalid):
-            return _bools(pc.match_substring_regex(array, f"^(?:{place.regex.pattern})$"))
+        found = _re2_fullmatch(array, place.regex)
+        if found is not None:
+            return found
     indices, texts = encode(array)
     known = layout.fitting.setdefault(source, set())
     if len(known) + len(texts) > CACHE_LIMIT:
@@ -329,9 +337,8 @@ class ArrowTable(Table):
         source = self.sources[derived.sources[0]]
         if source.prefix or source.suffix:
             return None
-        try:
-            found = _bools(pc.match_substring_regex(source.array, f"^(?:{regex.pattern})$"))
-        except pa.ArrowInvalid:
+        found = _re2_fullmatch(source.array, regex)
+        if found is None:
             return None
         return found if self.at is None else found[self.at]
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 # The patterns a column's text fits without a look at it, in a chunk without other white
 # space than the delimiter: any text between quotes that holds none, any unquoted one.
-_FREE = {True: '[^"]*', False: r"\S*"}
+PLAIN_QUOTED = '[^"]*'  # a quoted value's pattern on a line without a backslash (no escapes)
+_FREE = {True: PLAIN_QUOTED, False: r"\S*"}
 
 
 @dataclass(frozen=True, slots=True)

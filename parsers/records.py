@@ -72,7 +72,7 @@ class Cached:
         return self.convert(value)
 
 
-def _dash(value: str | None) -> str | None:
+def dash(value: str | None) -> str | None:
     return None if value in (None, "", "-") else value
 
 
@@ -91,13 +91,13 @@ def build_record(out: dict) -> LogRecord:
         else:
             out["fields"]["request"] = request
     if "uri" not in out and path is not None:
-        query = _dash(query)
+        query = dash(query)
         out["uri"] = path + ("" if not query else query if query.startswith("?") else "?" + query)
     if "client_ip" not in out and out.get("xff"):
         # The format logs X-Forwarded-For in the client's place (varnishncsa -F behind a
         # proxy): its first hop is the client as far as the log knows.
         out["client_ip"] = out["xff"].split(",", 1)[0].strip()
-    for key in DASHED:  # as _dash, without a call per field
+    for key in DASHED:  # as dash, without a call per field
         if out.get(key) in ("", "-"):
             out[key] = None
     return LogRecord(**out)
@@ -178,7 +178,7 @@ def compile_field(setters: Sequence[Setter], target: str
         convert = setters[used[0]][1]  # the field is its value, converted: no record needed
         return used, _identity if convert is None else convert
     if len(used) == 1 and setters[used[0]] == (target, None) and target in DASHED:
-        return used, _dash  # as the builder's statement for it: no record needed
+        return used, dash  # as the builder's statement for it: no record needed
     build, value = compile_builder([setters[i] for i in used], frozenset()), attrgetter(target)
     return used, lambda *values: value(build(values))
 

@@ -199,7 +199,10 @@ class TimeParser:
         day = self._days.get(date)
         if day is None:
             day = self.w3c_day(date)
-        return bounded(day + self.w3c_seconds(time_of_day), f"{date} {time_of_day}")
+        value = day + self.w3c_seconds(time_of_day)
+        if FIRST_SECOND <= value <= LAST_SECOND:  # `bounded`, its message made only if needed
+            return value
+        return bounded(value, f"{date} {time_of_day}")
 
     def w3c_many(self, dates: list[str], times_of_day: list[str]) -> list[float] | None:
         """`w3c` of each date and time, at once, where every time is written `HH:MM:SS` in

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 from . import layouts
 from .base import CACHE_LIMIT, LogRecord, ParseError, Parser, SkipLine
 from .columns import Derived, ItemTable, Table, Texts
-from .records import STATUS_CODES, int_or_none, int_source
+from .records import STATUS_CODES, dash, int_or_none, int_source
 from .registry import Preset, register
 from .timefmt import W3C_TIME_SURE, TimeParser
 
@@ -140,7 +140,7 @@ def _column_value(convert: Convert) -> Callable[[str], object]:
     if convert is int_or_none:  # "-" and "" are not numbers either
         return int_or_none
     if convert is None:
-        return lambda v: None if not v or v == "-" else v
+        return dash
     if convert is _url_decoded:
         return lambda v: None if not v or v == "-" else convert(v) if "%" in v else v
     return lambda v: None if not v or v == "-" else convert(v)
