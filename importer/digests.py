@@ -89,11 +89,9 @@ class DigestMap:
         self.size += added
 
     def _grow(self) -> None:
-        keys, values = self._keys, self._values
-        self._empty(2 * len(values))
-        for i, value in enumerate(values):
-            if value:
-                self[bytes(keys[i * KEY_BYTES:(i + 1) * KEY_BYTES])] = value
+        held = list(self.items())
+        self._empty(2 * len(self._values))
+        self.add_missing(held)
 
     def __len__(self) -> int:
         return self.size

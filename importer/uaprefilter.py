@@ -413,7 +413,7 @@ def normalizers(ua: str) -> list[dict]:
     return list(_lists(CLIENTS).indexes[NORMALIZE_LIST].candidates(ua.lower()))
 
 
-def _wrap_module_regexes() -> int:
+def _wrap_module_regexes() -> None:
     """Put a Prefiltered in place of each regex device-detector's modules hold (the same
     regex imported in several modules gets the same one)."""
     done: dict[int, Prefiltered] = {}
@@ -427,7 +427,6 @@ def _wrap_module_regexes() -> int:
                     done[id(value)] = Prefiltered(value)
                 setattr(module, attr, done[id(value)])
     _wrapped = list(done.values())
-    return len(done)
 
 
 def install() -> bool:
