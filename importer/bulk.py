@@ -31,7 +31,7 @@ from .sources import Chunk, Line
 
 # `split`'s maker of events from a table's rows at some positions: (those it made events of,
 # their columns), and what it gives back of them.
-Make = Callable[[Table, list[int]], tuple[list[int], list[list]]]
+Make = Callable[[Table, np.ndarray], tuple[list[int], list[list]]]
 Made = tuple[list[int], list[int], list[int], list[str] | None, list[list]]
 
 # A row's verdict as a number, so that the first objection in the rules' order is the least
@@ -116,7 +116,7 @@ class Sieve:
         made = None
         if make is not None and isinstance(passed, Passed) and passed:
             table, where = passed.table, passed.at
-            kept, columns = make(table, where.tolist())
+            kept, columns = make(table, where)
             if kept:
                 rows = table.rows[where[kept]].tolist()
                 done = set(rows)

@@ -15,8 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from itertools import compress, repeat, starmap
 
+import numpy as np
+
 from parsers.base import CACHE_LIMIT
 from parsers.columns import Derived, Table
+from parsers.records import MANY
 
 from .clientip import BadAddress
 from .events import Event
@@ -58,13 +61,14 @@ class EventColumns:
         keep as text (`LogRecord.fields`)."""
         return None if builder.fields_read else EventColumns(builder, checkpoint, prepare)
 
-    def make(self, table: Table, where: Sequence[int], keyed: bool
+    def make(self, table: Table, where: Sequence[int] | np.ndarray, keyed: bool
              ) -> tuple[list[int], list[list]]:
         """Of the table's rows at positions `where` (each let through by every filter): the
         indexes in `where` of those made into events here, and their columns: the Event's
         values (name, url, domain, ip, user_agent, time, referrer, props), its wire (None
         without `prepare`), its dedupe key (b"" unless `keyed`)."""
         refused: set[int] = set()
+        where = np.asarray(where, np.intp)  # once, not once per source read
         fields = self._fields.union(KEY_FIELDS) if keyed else self._fields
         derived = {field: table.derive(field) for field in fields}
         sources = sorted({source for found in derived.values() if found is not None
@@ -146,12 +150,19 @@ class EventColumns:
         texts = [raw[source] for source in derived.sources]
         one = len(texts) == 1
         value = derived.value
-        many = getattr(value, "many", None)  # timestamps: records.Cached, w3c._W3cTime
+        # timestamps: records.Cached, w3c._W3cTime; sizes, addresses: records.MANY
+        many = getattr(value, "many", None) or MANY.get(value)
         if many is not None:
             values = many(*texts)
             if values is not None:
                 return values
         keys = texts[0] if one else list(zip(*texts, strict=True))
+        cache = self._values.get(derived)
+        if cache:  # the usual for texts that repeat: every one converted before
+            try:
+                return list(map(cache.__getitem__, keys))
+            except KeyError:
+                pass
         distinct = set(keys)
         if 4 * len(distinct) > 3 * len(keys):  # mostly distinct: not worth keeping
             listed = list(distinct)
@@ -161,7 +172,6 @@ class EventColumns:
                 return list(map(answers.__getitem__, keys))
             except ValueError:  # which rows fail is found below
                 pass
-        cache = self._values.get(derived)
         if cache is None:
             if len(self._values) >= _MAX_CACHES:
                 self._values.clear()

@@ -76,6 +76,21 @@ def dash(value: str | None) -> str | None:
     return None if value in (None, "", "-") else value
 
 
+def _ints(texts: list[str]) -> list[int] | None:
+    """`int_or_none` of each text, where every one is a number; else None."""
+    return list(map(int, texts)) if "".join(texts).isdecimal() and "" not in texts else None
+
+
+def _dashes(texts: list[str]) -> list[str] | None:
+    """`dash` of each text, where none is a dash or empty; else None."""
+    return None if "-" in texts or "" in texts else list(texts)
+
+
+# Conversions of a list of texts at once (as `Cached.many`), for converters of texts that are
+# mostly distinct (sizes, addresses): a check of them all instead of a call for each.
+MANY: dict[Callable, Callable[[list[str]], list | None]] = {int_or_none: _ints, dash: _dashes}
+
+
 def build_record(out: dict) -> LogRecord:
     """A record from {target: value}; `out["fields"]` holds the opaque fields (changed)."""
     request = out.pop("request", None)
