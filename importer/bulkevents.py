@@ -30,6 +30,7 @@ from .urls import path_of
 
 _MAX_CACHES = 64  # fields' value caches kept (a new W3C header derives new fields)
 _FAILED = object()  # what a function gave for a value the per-line path must see
+_VARIES = object()  # a column's value where it is not the same on every row
 
 
 class EventColumns:
@@ -79,16 +80,15 @@ class EventColumns:
         builder = self.builder
         resolver = builder.client_ips
         if resolver.from_xff:
-            ips = _each(lambda key: resolver.address(*key),
-                        zip(col["client_ip"], col["xff"], strict=True), refused, BadAddress)
+            ips = _each_row(resolver.address, [col["client_ip"], col["xff"]], refused,
+                            BadAddress)
         else:
             peers = col["client_ip"]
             known = resolver.own(set(peers))
             ips = _each(lambda key: resolver.address(key, None), peers, refused, BadAddress,
                         known=dict(zip(known, known, strict=True)))
-        pages = _each(lambda key: builder.page(*key) or _FAILED,
-                      zip(col["uri"], col["host"], col["scheme"], strict=True), refused,
-                      MalformedRecord)
+        pages = _each_row(lambda *key: builder.page(*key) or _FAILED,
+                          [col["uri"], col["host"], col["scheme"]], refused, MalformedRecord)
         n = len(where)
         names, props = ["pageview"] * n, [{} for _ in range(n)]
         if builder.track_404 or builder.track_downloads:
@@ -197,6 +197,24 @@ class EventColumns:
                 failed.add(key)
         refused.update(i for i, key in enumerate(keys) if key in failed)
         return [None if key in failed else cache[key] for key in keys]
+
+
+def _each_row(function: Callable[..., object], columns: list[list], refused: set[int],
+              *errors: type[Exception]) -> list:
+    """`_each` of the rows of `columns` (`function` of a row's values): a column that holds
+    the same value on every row (a host, a scheme) is not looked at row by row."""
+    rows = len(columns[0])
+    fixed = [column[0] if rows and column.count(column[0]) == rows else _VARIES
+             for column in columns]
+    varying = [column for column, value in zip(columns, fixed, strict=True) if value is _VARIES]
+
+    def call(key: Hashable) -> object:
+        values = iter(key if len(varying) > 1 else (key,))
+        return function(*[next(values) if value is _VARIES else value for value in fixed])
+
+    keys = varying[0] if len(varying) == 1 else zip(*varying, strict=True) if varying \
+        else repeat(None, rows)
+    return _each(call, keys, refused, *errors)
 
 
 def _each(function: Callable[[Hashable], object], keys: Iterable[Hashable], refused: set[int],
