@@ -49,6 +49,9 @@ class EventColumns:
             self._fields.add("status")
         self._fields.update(field for _, field in self._props)
         self._values: dict[Derived, dict] = {}  # a field's derivation -> {its texts: value}
+        # What addresses and pages were, from chunk to chunk: clients and targets come back.
+        self._addresses: dict[str | None, str] = {}
+        self._pages: dict[tuple, dict] = {}  # see _each_row
 
     @property
     def fields(self) -> frozenset[str]:
@@ -83,12 +86,16 @@ class EventColumns:
             ips = _each_row(resolver.address, [col["client_ip"], col["xff"]], refused,
                             BadAddress)
         else:
-            peers = col["client_ip"]
-            known = resolver.own(set(peers))
+            peers, known = col["client_ip"], self._addresses
+            if len(known) >= CACHE_LIMIT:
+                known.clear()
+            own = resolver.own(set(peers).difference(known))  # at once, not one by one
+            known.update(zip(own, own, strict=True))
             ips = _each(lambda key: resolver.address(key, None), peers, refused, BadAddress,
-                        known=dict(zip(known, known, strict=True)))
+                        known=known)
         pages = _each_row(lambda *key: builder.page(*key) or _FAILED,
-                          [col["uri"], col["host"], col["scheme"]], refused, MalformedRecord)
+                          [col["uri"], col["host"], col["scheme"]], refused, MalformedRecord,
+                          known=self._pages)
         n = len(where)
         names, props = ["pageview"] * n, [{} for _ in range(n)]
         if builder.track_404 or builder.track_downloads:
@@ -200,9 +207,10 @@ class EventColumns:
 
 
 def _each_row(function: Callable[..., object], columns: list[list], refused: set[int],
-              *errors: type[Exception]) -> list:
+              *errors: type[Exception], known: dict[tuple, dict] | None = None) -> list:
     """`_each` of the rows of `columns` (`function` of a row's values): a column that holds
-    the same value on every row (a host, a scheme) is not looked at row by row."""
+    the same value on every row (a host, a scheme) is not looked at row by row. `known`:
+    what it gave, kept from call to call (under the values of those columns)."""
     rows = len(columns[0])
     fixed = [column[0] if rows and column.count(column[0]) == rows else _VARIES
              for column in columns]
@@ -214,25 +222,35 @@ def _each_row(function: Callable[..., object], columns: list[list], refused: set
 
     keys = varying[0] if len(varying) == 1 else zip(*varying, strict=True) if varying \
         else repeat(None, rows)
-    return _each(call, keys, refused, *errors)
+    answers = None
+    if known is not None:
+        if len(known) >= _MAX_CACHES:
+            known.clear()
+        answers = known.setdefault(tuple(fixed), {})
+        if len(answers) >= CACHE_LIMIT:
+            answers.clear()
+    return _each(call, keys, refused, *errors, known=answers)
 
 
 def _each(function: Callable[[Hashable], object], keys: Iterable[Hashable], refused: set[int],
           *errors: type[Exception], known: dict | None = None) -> list:
     """`function` of each key, called once per distinct key not in `known` (key -> what it
-    gives); the rows where it raises one of `errors` or gives _FAILED are added to `refused`
-    (their value: _FAILED)."""
+    gives, added to it); the rows where it raises one of `errors` or gives _FAILED are added
+    to `refused` (their value: _FAILED; not added to `known`)."""
     keys = list(keys)
-    answers, failing = known or {}, False
+    answers = {} if known is None else known
+    failed = set()
     for key in set(keys).difference(answers):
         try:
             answer = function(key)
         except errors:
             answer = _FAILED
         if answer is _FAILED:
-            failing = True
-        answers[key] = answer
-    values = list(map(answers.__getitem__, keys))
-    if failing:
-        refused.update(i for i, value in enumerate(values) if value is _FAILED)
+            failed.add(key)
+        else:
+            answers[key] = answer
+    if not failed:
+        return list(map(answers.__getitem__, keys))
+    values = [_FAILED if key in failed else answers[key] for key in keys]
+    refused.update(i for i, value in enumerate(values) if value is _FAILED)
     return values
