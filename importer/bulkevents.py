@@ -19,7 +19,7 @@ import numpy as np
 
 from parsers.base import CACHE_LIMIT
 from parsers.columns import Derived, Table
-from parsers.records import MANY
+from parsers.records import MANY, MANY_DISTINCT
 
 from .clientip import BadAddress
 from .events import Event
@@ -157,7 +157,7 @@ class EventColumns:
         texts = [raw[source] for source in derived.sources]
         one = len(texts) == 1
         value = derived.value
-        # timestamps: records.Cached, w3c._W3cTime; sizes, addresses: records.MANY
+        # timestamps: records.Cached, w3c._W3cTime; addresses: records.MANY
         many = getattr(value, "many", None) or MANY.get(value)
         if many is not None:
             values = many(*texts)
@@ -172,6 +172,10 @@ class EventColumns:
                 pass
         distinct = set(keys)
         if 4 * len(distinct) > 3 * len(keys):  # mostly distinct: not worth keeping
+            many = MANY_DISTINCT.get(value) if one else None  # sizes
+            values = None if many is None else many(keys)
+            if values is not None:
+                return values
             listed = list(distinct)
             try:
                 answers = dict(zip(listed, map(value, listed) if one else starmap(value, listed),

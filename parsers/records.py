@@ -86,9 +86,11 @@ def _dashes(texts: list[str]) -> list[str] | None:
     return None if "-" in texts or "" in texts else list(texts)
 
 
-# Conversions of a list of texts at once (as `Cached.many`), for converters of texts that are
-# mostly distinct (sizes, addresses): a check of them all instead of a call for each.
-MANY: dict[Callable, Callable[[list[str]], list | None]] = {int_or_none: _ints, dash: _dashes}
+# Conversions of a list of texts at once (as `Cached.many`; None: convert each), a check of
+# them all instead of a call for each: MANY always (cheaper than looking up each text's value),
+# MANY_DISTINCT where the texts are mostly distinct (sizes, not status codes).
+MANY: dict[Callable, Callable[[list[str]], list | None]] = {dash: _dashes}
+MANY_DISTINCT: dict[Callable, Callable[[list[str]], list | None]] = {int_or_none: _ints}
 
 
 def build_record(out: dict) -> LogRecord:
