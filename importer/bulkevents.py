@@ -48,6 +48,8 @@ class EventColumns:
         if builder.track_404:
             self._fields.add("status")
         self._fields.update(field for _, field in self._props)
+        # Read only for the Event's values (a dry run needs the keys and times only).
+        self._shown = {"referrer"}.difference(field for _, field in self._props)
         self._values: dict[Derived, dict] = {}  # a field's derivation -> {its texts: value}
         # What addresses and pages were, from chunk to chunk: clients and targets come back.
         self._addresses: dict[str | None, str] = {}
@@ -65,15 +67,18 @@ class EventColumns:
         keep as text (`LogRecord.fields`)."""
         return None if builder.fields_read else EventColumns(builder, checkpoint, prepare)
 
-    def make(self, table: Table, where: Sequence[int] | np.ndarray, keyed: bool
-             ) -> tuple[list[int], list[list]]:
+    def make(self, table: Table, where: Sequence[int] | np.ndarray, keyed: bool,
+             values: bool = True) -> tuple[list[int], list[list]]:
         """Of the table's rows at positions `where` (each let through by every filter): the
         indexes in `where` of those made into events here, and their columns: the Event's
-        values (name, url, domain, ip, user_agent, time, referrer, props), its wire (None
-        without `prepare`), its dedupe key (b"" unless `keyed`)."""
+        values (name, url, domain, ip, user_agent, time, referrer, props; all but the time
+        None on every row unless `values`), its wire (None without `prepare`), its dedupe
+        key (b"" unless `keyed`)."""
         refused: set[int] = set()
         where = np.asarray(where, np.intp)  # once, not once per source read
         fields = self._fields.union(KEY_FIELDS) if keyed else self._fields
+        if not values:
+            fields = fields.difference(self._shown)
         derived = {field: table.derive(field) for field in fields}
         sources = sorted({source for found in derived.values() if found is not None
                           for source in found.sources})
@@ -97,7 +102,8 @@ class EventColumns:
                           [col["uri"], col["host"], col["scheme"]], refused, MalformedRecord,
                           known=self._pages)
         n = len(where)
-        names, props = ["pageview"] * n, [{} for _ in range(n)]
+        names, props = ["pageview"] * n, [{} for _ in range(n)] if values or self._props \
+            or builder.track_404 or builder.track_downloads else None  # (which refuse rows)
         if builder.track_404 or builder.track_downloads:
             self._kinds(pages, col.get("status"), names, props, refused)
         for name, field in self._props:
@@ -107,15 +113,18 @@ class EventColumns:
         columns = [names, [page[1] if page is not _FAILED else None for page in pages],
                    [page[0] if page is not _FAILED else None for page in pages], ips,
                    [agent or "" for agent in col["user_agent"]], col["time"], col["referrer"],
-                   props]
+                   props] if values else []
         kept = list(range(n))
         if refused:
             keep = [i not in refused for i in kept]
             kept = list(compress(kept, keep))
             columns = [list(compress(column, keep)) for column in columns]
             col = {field: list(compress(col[field], keep)) for field in fields}
+        if not values:
+            unknown = [None] * len(kept)
+            columns = [unknown] * 5 + [col["time"], unknown, unknown]
         wires = [None] * len(kept)
-        if self.prepare is not None:
+        if self.prepare is not None and values:
             events = list(map(Event, *columns))
             for event in events:
                 self.prepare(event)

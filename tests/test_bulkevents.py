@@ -21,6 +21,7 @@ import pytest
 from importer import parallel
 from importer.bulk import Sieve
 from importer.bulkevents import EventColumns
+from importer.chunkwork import TIME
 from importer.cli import build_parser, main
 from importer.delivery import encode_request
 from importer.filteropts import builder_from_args, filters_from_args
@@ -229,6 +230,12 @@ def test_each_row_gives_what_its_line_gives(tmp_path, case):
     _, _, bare = sieve.split(chunk, parser, Counter(), partial(events.make, keyed=True),
                              texts_too=False)
     assert bare[3] is None and bare[:3] == made[:3] and bare[4][-1] == keys
+    # A dry run's (only keys and times wanted): the same rows, keys and times, nothing else.
+    _, _, slim = sieve.split(chunk, parser, Counter(),
+                             partial(events.make, keyed=True, values=False))
+    *others, slim_keys = slim[4]
+    assert slim[:3] == made[:3] and slim_keys == keys and others[TIME] == values[TIME]
+    assert {value for k, column in enumerate(others) if k != TIME for value in column} == {None}
     checkpoint.close()
 
 
