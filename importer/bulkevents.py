@@ -223,7 +223,7 @@ def _each_row(function: Callable[..., object], columns: list[list], refused: set
               *errors: type[Exception], known: dict[tuple, dict] | None = None) -> list:
     """`_each` of the rows of `columns` (`function` of a row's values): a column that holds
     the same value on every row (a host, a scheme) is not looked at row by row. `known`:
-    what it gave, kept from call to call (under the values of those columns)."""
+    what it gave, kept from call to call while those columns' values stay the same."""
     rows = len(columns[0])
     fixed = [column[0] if rows and column.count(column[0]) == rows else _VARIES
              for column in columns]
@@ -236,12 +236,11 @@ def _each_row(function: Callable[..., object], columns: list[list], refused: set
     keys = varying[0] if len(varying) == 1 else zip(*varying, strict=True) if varying \
         else repeat(None, rows)
     answers = None
-    if known is not None:
-        if len(known) >= _MAX_CACHES:
+    if known is not None:  # kept for the last fixed values only
+        answers = known.get(tuple(fixed))
+        if answers is None or len(answers) >= CACHE_LIMIT:
             known.clear()
-        answers = known.setdefault(tuple(fixed), {})
-        if len(answers) >= CACHE_LIMIT:
-            answers.clear()
+            answers = known[tuple(fixed)] = {}
     return _each(call, keys, refused, *errors, known=answers)
 
 
