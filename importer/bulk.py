@@ -118,10 +118,11 @@ class Sieve:
             table, where = passed.table, passed.at
             kept, columns = make(table, where)
             if kept:
-                rows = table.rows[where[kept]].tolist()
+                at = table.rows[where[kept]]
+                rows = at.tolist()
                 done = set(rows)
                 left = [i for i in left if i not in done]
-                made = (*_positions(chunk, texts, lines, rows),
+                made = (*_positions(chunk, texts, lines, at),
                         [texts[i] for i in rows] if texts_too else None, columns)
         return len(texts), _numbered(chunk, texts, lines, left, passed), made
 
@@ -271,18 +272,20 @@ class Sieve:
         return k << _SHIFT | found
 
 
-def _positions(chunk: Chunk, texts: Sequence[str], lines: list[Line] | None, rows: list[int]
+def _positions(chunk: Chunk, texts: Sequence[str], lines: list[Line] | None, rows: np.ndarray
                ) -> tuple[list[int], list[int], list[int]]:
     """The line numbers of the lines at these indexes, where each begins and ends, as
     `_numbered` gives them."""
     if lines is not None:
+        rows = rows.tolist()
         return ([lines[i].lineno for i in rows],
                 [lines[i - 1].end if i else chunk.start for i in rows],
                 [lines[i].end for i in rows])
-    start, last, lineno = chunk.start, len(texts) - 1, chunk.lineno + 1
-    ends = texts.offsets()  # an ASCII line's end: after its newline
-    return ([lineno + i for i in rows], [start + ends[i - 1] + 1 if i else start for i in rows],
-            [chunk.end if i == last else start + ends[i] + 1 for i in rows])
+    start, lineno = chunk.start, chunk.lineno + 1
+    after = texts.ends.astype(np.int64) + (start + 1)  # an ASCII line's end: after its newline
+    after[-1] = chunk.end
+    begins = np.where(rows > 0, after[rows - 1], start)
+    return (rows + lineno).tolist(), begins.tolist(), after[rows].tolist()
 
 
 class Passed:
