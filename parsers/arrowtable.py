@@ -40,7 +40,8 @@ def read(layout: Layout, texts: Sequence[str], data: bytes,
     exactly the layout's (see ArrowTable for `item`); None if pyarrow cannot read them as
     its columns, a row to a line. `only`: the sources to read, if not all (a format without
     quoting: the reader converts only their columns)."""
-    ascii_only = data.isascii()
+    # A Texts is of ASCII data (its lines found already): no need to look again
+    ascii_only = isinstance(texts, Texts) and texts.data is data or data.isascii()
     places = {source: place for source, place in layout.places.items()
               if only is None or source in only}
     found = _split(layout, texts, data, ascii_only,
@@ -123,8 +124,13 @@ def _split(layout: Layout, texts: Sequence[str], data: bytes, ascii_only: bool,
         except ValueError:
             return None
         rows = np.delete(rows, lines)
-    return buf, ends, rows, {int(name): table.column(name).combine_chunks()
+    return buf, ends, rows, {int(name): _array(table.column(name))
                              for name in table.column_names}
+
+
+def _array(column: pa.ChunkedArray) -> pa.Array:
+    """A column read in one block as one array (combining copies, even one chunk)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _exact(layout: Layout, buf: np.ndarray, ends: np.ndarray, rows: np.ndarray,
@@ -255,13 +261,26 @@ def _numbers(positions: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)])
 
 
+def compact(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(codes, return_inverse=True)` of codes in range(size), without its sort:
+    the codes used, in order; each code's index among them."""
+    if size > 4 * len(codes) + 65_536:  # a table of the codes would cost more than the sort
+        return np.unique(codes, return_inverse=True)
+    seen = np.zeros(size, bool)
+    seen[codes] = True
+    used = np.flatnonzero(seen)
+    renumbered = np.empty(size, np.intp)
+    renumbered[used] = np.arange(len(used))
+    return used, renumbered[codes]
+
+
 def combine(encodings: Sequence[Encoded]) -> Encoded:
     """The encoding of the tuples of several encodings' texts, row by row."""
     if len(encodings) == 1:
         return encodings[0]
     sizes = [len(texts) for _, texts in encodings]
-    used, indices = np.unique(np.ravel_multi_index([i for i, _ in encodings], sizes),
-                              return_inverse=True)
+    used, indices = compact(np.ravel_multi_index([i for i, _ in encodings], sizes),
+                            int(np.prod(sizes)))
     parts = np.unravel_index(used, sizes)
     columns = [list(map(texts.__getitem__, part.tolist()))
                for (_, texts), part in zip(encodings, parts, strict=True)]
@@ -277,8 +296,10 @@ class Source:
     prefix: int
     suffix: int
 
-    def encode(self) -> Encoded:
-        indices, texts = encode(self.array)
+    def encode(self, positions: np.ndarray | None = None) -> Encoded:
+        """The texts of every row, or of the rows at these positions, dictionary-encoded."""
+        indices, texts = encode(self.array if positions is None
+                                else self.array.take(_numbers(positions)))
         if self.prefix or self.suffix:
             start, end = self.prefix, -self.suffix or None
             texts = [text[start:end] for text in texts]
@@ -343,14 +364,19 @@ class ArrowTable(Table):
         return found if self.at is None else found[self.at]
 
     def encoded(self, sources: tuple[int, ...], where: np.ndarray | None = None) -> Encoded:
-        indices, values = self._encoding(sources)
         positions = self._positions(where)
+        if where is not None and sources not in self._encodings \
+                and 2 * len(positions) < len(self.sources[sources[0]].array):
+            # A few rows (a later step's): theirs only, not kept (what reads every row's
+            # encodes them all, once)
+            return combine([self.sources[source].encode(positions) for source in sources])
+        indices, values = self._encoding(sources)
         if positions is None:
             return indices, values
         indices = indices[positions]
         if where is None:
             return indices, values
-        used, indices = np.unique(indices, return_inverse=True)  # judge only these rows'
+        used, indices = compact(indices, len(values))  # judge only these rows'
         return indices, list(map(values.__getitem__, used.tolist()))
 
     def items(self, positions: np.ndarray) -> list:

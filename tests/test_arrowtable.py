@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parsers.arrowtable import FEW, ArrowTable
+from parsers.arrowtable import FEW, ArrowTable, compact
 from parsers.base import SkipLine
 from parsers.columns import ItemTable
 from parsers.registry import get_parser
@@ -209,6 +209,34 @@ def test_a_new_header_brings_its_columns():
     assert isinstance(table, ArrowTable)
     assert table.items(np.arange(FEW)) == [line.split("\t")] * FEW
     assert parser.table([line, CLOUDFRONT_FIELDS, line]) is None
+
+
+@pytest.mark.parametrize("size", [7, 1 << 24])  # by a table of the codes; by np.unique
+def test_compact_is_uniques_inverse(size):
+    codes = np.random.default_rng(size).integers(0, min(size, 5), 100) * (size // 5)
+    used, indices = compact(codes, size)
+    expected_used, expected = np.unique(codes, return_inverse=True)
+    assert used.tolist() == expected_used.tolist() and indices.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("fmt", ["combined", "cloudfront"])
+def test_a_fields_texts_are_encoded_for_the_rows_asked(fmt):
+    """Of every row, of many rows, of a few (those are encoded alone), then of many again
+    (from the encoding of every row): the texts of those rows, each once (of every row: the
+    texts of lines left out of the table may be there too)."""
+    parser = get_parser(fmt, TimeParser())
+    texts = dict(FORMATS)[fmt]()
+    table = parser.table(texts, "\n".join(texts).encode(), ("uri",))
+    uri = table.derive("uri").sources
+    for where in (None, np.arange(len(table.rows) - 1), np.array([2, 0, 2]),
+                  np.arange(1, len(table.rows))):
+        texts = [table.raw(source, where) for source in uri]
+        expected = texts[0] if len(uri) == 1 else list(zip(*texts, strict=True))
+        indices, values = table.encoded(uri, where)
+        assert len(set(values)) == len(values)
+        if where is not None:
+            assert sorted(set(indices.tolist())) == list(range(len(values)))
+        assert [values[i] for i in indices.tolist()] == expected
 
 
 def test_workers_do_not_import_pandas():
