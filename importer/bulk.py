@@ -118,11 +118,12 @@ class Sieve:
             table, where = passed.table, passed.at
             kept, columns = make(table, where.tolist())
             if kept:
-                rows = table.rows[where[kept]].tolist()
-                done = set(rows)
+                rows = table.rows[where[kept]]
+                listed = rows.tolist()
+                done = set(listed)
                 left = [i for i in left if i not in done]
                 made = (*_positions(chunk, texts, lines, rows),
-                        [texts[i] for i in rows] if texts_too else None, columns)
+                        [texts[i] for i in listed] if texts_too else None, columns)
         return len(texts), _numbered(chunk, texts, lines, left, passed), made
 
     def sift(self, texts: Sequence[str], parser: Parser, skip: set[int] = frozenset(),
@@ -271,18 +272,19 @@ class Sieve:
         return k << _SHIFT | found
 
 
-def _positions(chunk: Chunk, texts: Sequence[str], lines: list[Line] | None, rows: list[int]
+def _positions(chunk: Chunk, texts: Sequence[str], lines: list[Line] | None, rows: np.ndarray
                ) -> tuple[list[int], list[int], list[int]]:
     """The line numbers of the lines at these indexes, where each begins and ends, as
     `_numbered` gives them."""
     if lines is not None:
-        return ([lines[i].lineno for i in rows],
-                [lines[i - 1].end if i else chunk.start for i in rows],
-                [lines[i].end for i in rows])
-    start, last, lineno = chunk.start, len(texts) - 1, chunk.lineno + 1
-    ends = texts.offsets()  # an ASCII line's end: after its newline
-    return ([lineno + i for i in rows], [start + ends[i - 1] + 1 if i else start for i in rows],
-            [chunk.end if i == last else start + ends[i] + 1 for i in rows])
+        listed = rows.tolist()
+        return ([lines[i].lineno for i in listed],
+                [lines[i - 1].end if i else chunk.start for i in listed],
+                [lines[i].end for i in listed])
+    ends = texts.ends[rows] + (chunk.start + 1)  # an ASCII line's end: after its newline
+    ends[rows == len(texts) - 1] = chunk.end  # the last line may have no newline, or be cut
+    return ((rows + (chunk.lineno + 1)).tolist(), (texts.begins[rows] + chunk.start).tolist(),
+            ends.tolist())
 
 
 class Passed:
