@@ -333,7 +333,7 @@ class ArrowTable(Table):
                 else self.sources[sources[0]].encode()
         return found
 
-    def raw(self, source: int, where: Sequence[int] | None = None) -> list[str]:
+    def raw(self, source: int, where: Sequence[int] | np.ndarray | None = None) -> list[str]:
         if source not in self.sources:  # a column not read: from the rows' items
             rows = self.rows if where is None else self.rows[np.asarray(where, np.intp)]
             return [self.item(row)[source] for row in rows.tolist()]

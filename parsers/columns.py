@@ -44,7 +44,7 @@ class Table:
                  checks: tuple[str, ...]) -> None:
         self.rows, self.derive, self.checks = rows, derive, checks
 
-    def raw(self, source: int, where: Sequence[int] | None = None) -> list[str]:
+    def raw(self, source: int, where: Sequence[int] | np.ndarray | None = None) -> list[str]:
         """A source's texts, of every row or of the rows at positions `where`."""
         raise NotImplementedError
 
@@ -88,7 +88,9 @@ class ItemTable(Table):
         super().__init__(np.asarray(rows, np.intp), derive, checks)
         self._items, self._groups = items, groups
 
-    def raw(self, source: int, where: Sequence[int] | None = None) -> list[str]:
+    def raw(self, source: int, where: Sequence[int] | np.ndarray | None = None) -> list[str]:
+        if isinstance(where, np.ndarray):
+            where = where.tolist()
         items = self._items if where is None else map(self._items.__getitem__, where)
         return list(map(itemgetter(source), items))
 
