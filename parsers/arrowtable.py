@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from pyarrow import csv
 
 from .base import CACHE_LIMIT
-from .columns import Derived, Encoded, Table, Texts
+from .columns import Derived, Encoded, Table, Texts, byte_count, byte_positions
 from .layouts import Layout, Place
 
 _QUOTE = ord('"')
@@ -56,7 +56,7 @@ def read(layout: Layout, texts: Sequence[str], data: bytes,
     for byte in layout.refuse:
         if bytes((byte,)) in data:
             bad = np.zeros(len(texts) + 1, bool)
-            bad[np.searchsorted(ends, np.flatnonzero(buf == byte))] = True
+            bad[np.searchsorted(ends, byte_positions(buf, byte))] = True
             ok &= ~bad[rows]
     for i, literal in layout.literals.items():
         ok &= _equals(columns[i], literal)
@@ -87,7 +87,7 @@ def _split(layout: Layout, texts: Sequence[str], data: bytes, ascii_only: bool,
         if b"\r" in data:  # pyarrow ends a row at a CR too
             return None
         buf = np.frombuffer(data, np.uint8)
-        ends = np.flatnonzero(buf == 10)
+        ends = byte_positions(buf, 10)
         if not data.endswith(b"\n"):
             ends = np.append(ends, len(data))
         if len(ends) != count:
@@ -169,8 +169,8 @@ def _exact(layout: Layout, buf: np.ndarray, ends: np.ndarray, rows: np.ndarray,
         ok &= _at(buf, quotes, starts, _QUOTE)
     # Each row left has these quotes at least: if the chunk has no more, none has others.
     each = len(quotes)
-    if np.count_nonzero(buf == _QUOTE) != each * np.count_nonzero(ok):
-        per_line = np.bincount(np.searchsorted(ends, np.flatnonzero(buf == _QUOTE)),
+    if byte_count(buf, _QUOTE) != each * np.count_nonzero(ok):
+        per_line = np.bincount(np.searchsorted(ends, byte_positions(buf, _QUOTE)),
                                minlength=len(ends) + 1)[rows]
         if bare and delimiters:  # a line with quotes whose delimiters are where they were
             ok &= (per_line == 0) | _at(buf, delimiters, starts, ord(layout.delimiter))
