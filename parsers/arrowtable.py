@@ -27,6 +27,7 @@ from pyarrow import csv
 from .base import CACHE_LIMIT
 from .columns import Derived, Encoded, Table, Texts, byte_count, byte_positions
 from .layouts import Layout, Place
+from .timefmt import sure_rows
 
 _QUOTE = ord('"')
 FEW = 8  # fewer lines are read faster with the regex, a call to pyarrow costs ~1 ms
@@ -193,6 +194,16 @@ def _re2_fullmatch(array: pa.Array, regex: re.Pattern) -> np.ndarray | None:
         return None
 
 
+def _fixed_width(array: pa.Array, regex: re.Pattern) -> np.ndarray | None:
+    """timefmt.sure_rows of a string array whose texts are all of one width (its data then
+    is a row of bytes each), or None."""
+    offsets = _offsets(array)
+    if not len(array) or not (np.diff(offsets) == offsets[1] - offsets[0]).all():
+        return None
+    data = np.frombuffer(array.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    return sure_rows(regex, data.reshape(len(array), -1)) if len(data) else None
+
+
 def _fitting(layout: Layout, source: int, place: Place, array: pa.Array,
              ascii_only: bool) -> np.ndarray:
     """Per row: whether the source's text (with its prefix and suffix) fits its pattern.
@@ -350,7 +361,8 @@ class ArrowTable(Table):
 
     def surely(self, derived: Derived) -> np.ndarray | None:
         """A `sure` that is a regex's fullmatch, on a source read as it is, on ASCII lines:
-        by RE2, which matches what `re` matches there."""
+        by numpy where its texts are all of one width that timefmt.sure_rows tells (a
+        timestamp's), else by RE2, which matches what `re` matches there."""
         regex = getattr(derived.sure, "__self__", None)
         if not (self.ascii_only and isinstance(regex, re.Pattern) and len(derived.sources) == 1
                 and not regex.flags & ~(re.ASCII | re.UNICODE)):
@@ -358,7 +370,9 @@ class ArrowTable(Table):
         source = self.sources[derived.sources[0]]
         if source.prefix or source.suffix:
             return None
-        found = _re2_fullmatch(source.array, regex)
+        found = _fixed_width(source.array, regex)
+        if found is None:
+            found = _re2_fullmatch(source.array, regex)
         if found is None:
             return None
         return found if self.at is None else found[self.at]
