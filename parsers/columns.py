@@ -112,14 +112,15 @@ _SPACES[list(b" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f")] = True
 _BLOCK = 1 << 17  # bytes compared at a time: their mask stays in the CPU's cache
 
 
-def _masks(buf: np.ndarray, byte: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Per block of the bytes: where it begins, and per byte of it whether it is `byte`
-    (a mask the size of all the bytes, fresh memory of 4 MiB, costs twice the compare in a
+def _masks(buf: np.ndarray, byte: int, compare: np.ufunc = np.equal
+           ) -> Iterator[tuple[int, np.ndarray]]:
+    """Per block of the bytes: where it begins, and per byte of it `compare(it, byte)` (a
+    mask the size of all the bytes, fresh memory of 4 MiB, costs twice the compare in a
     parse worker)."""
     mask = np.empty(min(len(buf), _BLOCK), bool)
     for start in range(0, len(buf), _BLOCK):
         part = buf[start:start + _BLOCK]
-        yield start, np.equal(part, byte, out=mask[:len(part)])
+        yield start, compare(part, byte, out=mask[:len(part)])
 
 
 def byte_positions(buf: np.ndarray, byte: int) -> np.ndarray:
@@ -128,9 +129,9 @@ def byte_positions(buf: np.ndarray, byte: int) -> np.ndarray:
     return np.concatenate(found) if found else np.zeros(0, np.intp)
 
 
-def byte_count(buf: np.ndarray, byte: int) -> int:
-    """How many times `byte` is in the bytes: np.count_nonzero(buf == byte)."""
-    return sum(np.count_nonzero(mask) for _, mask in _masks(buf, byte))
+def byte_count(buf: np.ndarray, byte: int, compare: np.ufunc = np.equal) -> int:
+    """How many bytes `compare` (np.equal: are `byte`; np.less: are below it) is true of."""
+    return sum(np.count_nonzero(mask) for _, mask in _masks(buf, byte, compare))
 
 
 class Texts(Sequence[str]):
