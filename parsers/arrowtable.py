@@ -75,8 +75,8 @@ def read(layout: Layout, texts: Sequence[str], data: bytes,
 
 
 def _refused(refuse: bytes, buf: np.ndarray, ends: np.ndarray, data: bytes) -> bytes:
-    """The bytes refused that `data` may hold: not the control bytes if it has none but its
-    newlines (one count then, not a search for each: combined's refuse 7 of them)."""
+    """The refused bytes that `data` may hold: not the control bytes if it has none but its
+    newlines (one count of the bytes below 32, not a search for each: combined refuses 7)."""
     controls = bytes(byte for byte in refuse if byte < 32 and byte != 10)
     if len(controls) > 1 and byte_count(buf, 32, np.less) == len(ends) - (
             not data.endswith(b"\n")):
