@@ -66,9 +66,13 @@ def read(layout: Layout, texts: Sequence[str], data: bytes,
         parts = [columns[i] for i in range(place.first, place.first + place.count)]
         array = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(
             *parts, _repeated(layout.delimiter, len(rows)))
-        sources[source] = Source(array, len(place.prefix), len(place.suffix))
+        sure = None  # a regex every text of the array is known to match whole
         if place.regex is not None and not (place.free and ascii_only):
-            ok &= _fitting(layout, source, place, array, ascii_only)
+            if ascii_only and _surely_fitting(place, array):
+                sure = place.sure[0]
+            else:
+                ok &= _fitting(layout, source, place, array, ascii_only)
+        sources[source] = Source(array, len(place.prefix), len(place.suffix), sure)
     at = None if ok.all() else np.flatnonzero(ok)
     return ArrowTable(rows if at is None else rows[at], sources, derive, checks, item, at,
                       ascii_only=ascii_only)
@@ -204,14 +208,25 @@ def _re2_fullmatch(array: pa.Array, regex: re.Pattern) -> np.ndarray | None:
         return None
 
 
-def _fixed_width(array: pa.Array, regex: re.Pattern) -> np.ndarray | None:
-    """timefmt.sure_rows of a string array whose texts are all of one width (its data then
-    is a row of bytes each), or None."""
+def _fixed_width(array: pa.Array, regex: re.Pattern, width: int | None = None
+                 ) -> np.ndarray | None:
+    """timefmt.sure_rows of a string array whose texts are all of one width (`width`, if
+    given; its data then is a row of bytes each), or None."""
     offsets = _offsets(array)
-    if not len(array) or not (np.diff(offsets) == offsets[1] - offsets[0]).all():
+    if not len(array) or not (np.diff(offsets) == offsets[1] - offsets[0]).all() or (
+            width is not None and offsets[1] - offsets[0] != width):
         return None
     data = np.frombuffer(array.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
     return sure_rows(regex, data.reshape(len(array), -1)) if len(data) else None
+
+
+def _surely_fitting(place: Place, array: pa.Array) -> bool:
+    """Whether the ASCII texts of a place with a `sure` are all of its width and matched by
+    its regex (then they fit the place's pattern: a column of timestamps, by numpy)."""
+    if place.sure is None:
+        return False
+    found = _fixed_width(array, *place.sure)
+    return found is not None and bool(found.all())
 
 
 def _fitting(layout: Layout, source: int, place: Place, array: pa.Array,
@@ -311,11 +326,12 @@ def combine(encodings: Sequence[Encoded]) -> Encoded:
 @dataclass(frozen=True, slots=True)
 class Source:
     """A source's texts in a chunk: its column (its columns joined), less the first `prefix`
-    and the last `suffix` characters."""
+    and the last `suffix` characters; `sure`: a regex each of them matches whole."""
 
     array: pa.Array
     prefix: int
     suffix: int
+    sure: re.Pattern | None = None  # a regex every text of the array matches whole
 
     def encode(self, positions: np.ndarray | None = None) -> Encoded:
         """The texts of every row, or of the rows at these positions, dictionary-encoded."""
@@ -380,6 +396,8 @@ class ArrowTable(Table):
         source = self.sources[derived.sources[0]]
         if source.prefix or source.suffix:
             return None
+        if source.sure is regex:  # found when it was read
+            return np.ones(len(self.rows), bool)
         found = _fixed_width(source.array, regex)
         if found is None:
             found = _re2_fullmatch(source.array, regex)

@@ -5,6 +5,7 @@ the sieve then decides those lines as the per-line path would (tests/test_bulk.p
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,9 @@ import pytest
 from parsers.arrowtable import FEW, ArrowTable, compact
 from parsers.base import SkipLine
 from parsers.columns import ItemTable
+from parsers.formatstring import BRACKETED_CLF, CLF
 from parsers.registry import get_parser
-from parsers.timefmt import TimeParser
+from parsers.timefmt import TimeParser, sure_rows
 from parsers.w3c import CLOUDFRONT_FIELDS
 from tests.test_bulk import chains, per_line, sifted
 
@@ -259,3 +261,22 @@ def test_a_run_that_reads_no_table_does_not_load_pyarrow(tmp_path):
             f" '--state', {str(tmp_path / 'state')!r}])\n"
             "assert 'pyarrow' not in sys.modules, 'pyarrow loaded'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("kind", [CLF, BRACKETED_CLF], ids=["clf", "bracketed"])
+def test_a_stamp_its_kinds_sure_regex_matches_fits_the_kind(kind):
+    """Kind.sure: texts of its width that sure_rows passes fit the kind's pattern (the
+    table then checks no column of them with RE2), on stamps changed at random."""
+    regex, width = kind.sure
+    stamp = "[01/Mar/2026:00:00:00 +0100]"[(28 - width) // 2:][:width]
+    rng = random.Random(width)
+    texts = [stamp]
+    for _ in range(3000):
+        chars = list(stamp)
+        chars[rng.randrange(width)] = rng.choice("0123456789:/+- []Janx\x7f")
+        texts.append("".join(chars))
+    rows = np.frombuffer("".join(texts).encode(), np.uint8).reshape(len(texts), width)
+    sure = sure_rows(regex, rows).tolist()
+    assert sure[0] and not all(sure)
+    fits = re.compile(kind.pattern).fullmatch
+    assert all(fits(text) for text, passed in zip(texts, sure, strict=True) if passed)
