@@ -31,7 +31,7 @@ from .sources import Chunk, Line
 
 # `split`'s maker of events from a table's rows at some positions: (those it made events of,
 # their columns), and what it gives back of them.
-Make = Callable[[Table, list[int]], tuple[list[int], list[list]]]
+Make = Callable[[Table, np.ndarray], tuple[list[int], list[list]]]
 Made = tuple[list[int], list[int], list[int], list[str] | None, list[list]]
 
 # A row's verdict as a number, so that the first objection in the rules' order is the least
@@ -116,13 +116,14 @@ class Sieve:
         made = None
         if make is not None and isinstance(passed, Passed) and passed:
             table, where = passed.table, passed.at
-            kept, columns = make(table, where.tolist())
+            kept, columns = make(table, where)
             if kept:
-                rows = table.rows[where[kept]].tolist()
-                done = set(rows)
+                rows = table.rows[where[kept]]
+                listed = rows.tolist()
+                done = set(listed)
                 left = [i for i in left if i not in done]
                 made = (*_positions(chunk, texts, lines, rows),
-                        [texts[i] for i in rows] if texts_too else None, columns)
+                        [texts[i] for i in listed] if texts_too else None, columns)
         return len(texts), _numbered(chunk, texts, lines, left, passed), made
 
     def sift(self, texts: Sequence[str], parser: Parser, skip: set[int] = frozenset(),
@@ -155,9 +156,12 @@ class Sieve:
         self._lazy(plan, lazy, table, verdicts)
         through = verdicts == PASS
         left = through | (verdicts & _UNSURE == _UNSURE)
-        codes, counts = np.unique(verdicts[~left], return_counts=True)
-        decided = Counter({self._reasons[code & _UNSURE]: n
-                           for code, n in zip(codes.tolist(), counts.tolist(), strict=True)})
+        # How many rows each (step, reason) decided: counted by a table, not sorted
+        codes, reasons = verdicts[~left], len(self._reasons)
+        counts = np.bincount((codes >> _SHIFT) * reasons + (codes & _UNSURE))
+        decided: Counter = Counter()
+        for code in np.flatnonzero(counts).tolist():
+            decided[self._reasons[code % reasons]] += int(counts[code])
         passed: Passed | dict = {}
         if self.complete:
             at = np.flatnonzero(through)
@@ -271,18 +275,19 @@ class Sieve:
         return k << _SHIFT | found
 
 
-def _positions(chunk: Chunk, texts: Sequence[str], lines: list[Line] | None, rows: list[int]
+def _positions(chunk: Chunk, texts: Sequence[str], lines: list[Line] | None, rows: np.ndarray
                ) -> tuple[list[int], list[int], list[int]]:
     """The line numbers of the lines at these indexes, where each begins and ends, as
     `_numbered` gives them."""
     if lines is not None:
-        return ([lines[i].lineno for i in rows],
-                [lines[i - 1].end if i else chunk.start for i in rows],
-                [lines[i].end for i in rows])
-    start, last, lineno = chunk.start, len(texts) - 1, chunk.lineno + 1
-    ends = texts.offsets()  # an ASCII line's end: after its newline
-    return ([lineno + i for i in rows], [start + ends[i - 1] + 1 if i else start for i in rows],
-            [chunk.end if i == last else start + ends[i] + 1 for i in rows])
+        listed = rows.tolist()
+        return ([lines[i].lineno for i in listed],
+                [lines[i - 1].end if i else chunk.start for i in listed],
+                [lines[i].end for i in listed])
+    ends = texts.ends[rows] + (chunk.start + 1)  # an ASCII line's end: after its newline
+    ends[rows == len(texts) - 1] = chunk.end  # the last line may have no newline, or be cut
+    return ((rows + (chunk.lineno + 1)).tolist(), (texts.begins[rows] + chunk.start).tolist(),
+            ends.tolist())
 
 
 class Passed:
