@@ -118,12 +118,12 @@ class Sieve:
             table, where = passed.table, passed.at
             kept, columns = make(table, where)
             if kept:
-                at = table.rows[where[kept]]
-                rows = at.tolist()
-                done = set(rows)
+                rows = table.rows[where[kept]]
+                listed = rows.tolist()
+                done = set(listed)
                 left = [i for i in left if i not in done]
-                made = (*_positions(chunk, texts, lines, at),
-                        [texts[i] for i in rows] if texts_too else None, columns)
+                made = (*_positions(chunk, texts, lines, rows),
+                        [texts[i] for i in listed] if texts_too else None, columns)
         return len(texts), _numbered(chunk, texts, lines, left, passed), made
 
     def sift(self, texts: Sequence[str], parser: Parser, skip: set[int] = frozenset(),
@@ -156,9 +156,12 @@ class Sieve:
         self._lazy(plan, lazy, table, verdicts)
         through = verdicts == PASS
         left = through | (verdicts & _UNSURE == _UNSURE)
-        codes, counts = np.unique(verdicts[~left], return_counts=True)
-        decided = Counter({self._reasons[code & _UNSURE]: n
-                           for code, n in zip(codes.tolist(), counts.tolist(), strict=True)})
+        # How many rows each (step, reason) decided: counted by a table, not sorted
+        codes, reasons = verdicts[~left], len(self._reasons)
+        counts = np.bincount((codes >> _SHIFT) * reasons + (codes & _UNSURE))
+        decided: Counter = Counter()
+        for code in np.flatnonzero(counts).tolist():
+            decided[self._reasons[code % reasons]] += int(counts[code])
         passed: Passed | dict = {}
         if self.complete:
             at = np.flatnonzero(through)
@@ -277,15 +280,14 @@ def _positions(chunk: Chunk, texts: Sequence[str], lines: list[Line] | None, row
     """The line numbers of the lines at these indexes, where each begins and ends, as
     `_numbered` gives them."""
     if lines is not None:
-        rows = rows.tolist()
-        return ([lines[i].lineno for i in rows],
-                [lines[i - 1].end if i else chunk.start for i in rows],
-                [lines[i].end for i in rows])
-    start, lineno = chunk.start, chunk.lineno + 1
-    after = texts.ends.astype(np.int64) + (start + 1)  # an ASCII line's end: after its newline
-    after[-1] = chunk.end
-    begins = np.where(rows > 0, after[rows - 1], start)
-    return (rows + lineno).tolist(), begins.tolist(), after[rows].tolist()
+        listed = rows.tolist()
+        return ([lines[i].lineno for i in listed],
+                [lines[i - 1].end if i else chunk.start for i in listed],
+                [lines[i].end for i in listed])
+    ends = texts.ends[rows] + (chunk.start + 1)  # an ASCII line's end: after its newline
+    ends[rows == len(texts) - 1] = chunk.end  # the last line may have no newline, or be cut
+    return ((rows + (chunk.lineno + 1)).tolist(), (texts.begins[rows] + chunk.start).tolist(),
+            ends.tolist())
 
 
 class Passed:

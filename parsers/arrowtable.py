@@ -25,8 +25,9 @@ import pyarrow.compute as pc
 from pyarrow import csv
 
 from .base import CACHE_LIMIT
-from .columns import Derived, Encoded, Table, Texts
+from .columns import Derived, Encoded, Table, Texts, byte_count, byte_positions
 from .layouts import Layout, Place
+from .timefmt import sure_rows
 
 _QUOTE = ord('"')
 FEW = 8  # fewer lines are read faster with the regex, a call to pyarrow costs ~1 ms
@@ -40,7 +41,8 @@ def read(layout: Layout, texts: Sequence[str], data: bytes,
     exactly the layout's (see ArrowTable for `item`); None if pyarrow cannot read them as
     its columns, a row to a line. `only`: the sources to read, if not all (a format without
     quoting: the reader converts only their columns)."""
-    ascii_only = data.isascii()
+    # A Texts is of ASCII data (its lines found already): no need to look again
+    ascii_only = isinstance(texts, Texts) and texts.data is data or data.isascii()
     places = {source: place for source, place in layout.places.items()
               if only is None or source in only}
     found = _split(layout, texts, data, ascii_only,
@@ -52,10 +54,10 @@ def read(layout: Layout, texts: Sequence[str], data: bytes,
         ok = ends[rows] > np.concatenate(([0], ends[:-1] + 1))[rows]
     else:
         ok = _exact(layout, buf, ends, rows, [columns[i] for i in range(len(columns))])
-    for byte in layout.refuse:
+    for byte in _refused(layout.refuse, buf, ends, data):
         if bytes((byte,)) in data:
             bad = np.zeros(len(texts) + 1, bool)
-            bad[np.searchsorted(ends, np.flatnonzero(buf == byte))] = True
+            bad[np.searchsorted(ends, byte_positions(buf, byte))] = True
             ok &= ~bad[rows]
     for i, literal in layout.literals.items():
         ok &= _equals(columns[i], literal)
@@ -64,12 +66,26 @@ def read(layout: Layout, texts: Sequence[str], data: bytes,
         parts = [columns[i] for i in range(place.first, place.first + place.count)]
         array = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(
             *parts, _repeated(layout.delimiter, len(rows)))
-        sources[source] = Source(array, len(place.prefix), len(place.suffix))
+        sure = None  # a regex every text of the array is known to match whole
         if place.regex is not None and not (place.free and ascii_only):
-            ok &= _fitting(layout, source, place, array, ascii_only)
+            if ascii_only and _surely_fitting(place, array):
+                sure = place.sure[0]
+            else:
+                ok &= _fitting(layout, source, place, array, ascii_only)
+        sources[source] = Source(array, len(place.prefix), len(place.suffix), sure)
     at = None if ok.all() else np.flatnonzero(ok)
     return ArrowTable(rows if at is None else rows[at], sources, derive, checks, item, at,
                       ascii_only=ascii_only)
+
+
+def _refused(refuse: bytes, buf: np.ndarray, ends: np.ndarray, data: bytes) -> bytes:
+    """The refused bytes that `data` may hold: not the control bytes if it has none but its
+    newlines (one count of the bytes below 32, not a search for each: combined refuses 7)."""
+    controls = bytes(byte for byte in refuse if byte < 32 and byte != 10)
+    if len(controls) > 1 and byte_count(buf, 32, np.less) == len(ends) - (
+            not data.endswith(b"\n")):
+        return bytes(byte for byte in refuse if byte not in controls)
+    return refuse
 
 
 def _split(layout: Layout, texts: Sequence[str], data: bytes, ascii_only: bool,
@@ -86,7 +102,7 @@ def _split(layout: Layout, texts: Sequence[str], data: bytes, ascii_only: bool,
         if b"\r" in data:  # pyarrow ends a row at a CR too
             return None
         buf = np.frombuffer(data, np.uint8)
-        ends = np.flatnonzero(buf == 10)
+        ends = byte_positions(buf, 10)
         if not data.endswith(b"\n"):
             ends = np.append(ends, len(data))
         if len(ends) != count:
@@ -123,8 +139,13 @@ def _split(layout: Layout, texts: Sequence[str], data: bytes, ascii_only: bool,
         except ValueError:
             return None
         rows = np.delete(rows, lines)
-    return buf, ends, rows, {int(name): table.column(name).combine_chunks()
+    return buf, ends, rows, {int(name): _array(table.column(name))
                              for name in table.column_names}
+
+
+def _array(column: pa.ChunkedArray) -> pa.Array:
+    """A column read in one block as one array (combining copies, even one chunk)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _exact(layout: Layout, buf: np.ndarray, ends: np.ndarray, rows: np.ndarray,
@@ -163,8 +184,8 @@ def _exact(layout: Layout, buf: np.ndarray, ends: np.ndarray, rows: np.ndarray,
         ok &= _at(buf, quotes, starts, _QUOTE)
     # Each row left has these quotes at least: if the chunk has no more, none has others.
     each = len(quotes)
-    if np.count_nonzero(buf == _QUOTE) != each * np.count_nonzero(ok):
-        per_line = np.bincount(np.searchsorted(ends, np.flatnonzero(buf == _QUOTE)),
+    if byte_count(buf, _QUOTE) != each * np.count_nonzero(ok):
+        per_line = np.bincount(np.searchsorted(ends, byte_positions(buf, _QUOTE)),
                                minlength=len(ends) + 1)[rows]
         if bare and delimiters:  # a line with quotes whose delimiters are where they were
             ok &= (per_line == 0) | _at(buf, delimiters, starts, ord(layout.delimiter))
@@ -185,6 +206,27 @@ def _re2_fullmatch(array: pa.Array, regex: re.Pattern) -> np.ndarray | None:
         return _bools(pc.match_substring_regex(array, f"^(?:{regex.pattern})$"))
     except pa.ArrowInvalid:
         return None
+
+
+def _fixed_width(array: pa.Array, regex: re.Pattern, width: int | None = None
+                 ) -> np.ndarray | None:
+    """timefmt.sure_rows of a string array whose texts are all of one width (`width`, if
+    given; its data then is a row of bytes each), or None."""
+    offsets = _offsets(array)
+    if not len(array) or not (np.diff(offsets) == offsets[1] - offsets[0]).all() or (
+            width is not None and offsets[1] - offsets[0] != width):
+        return None
+    data = np.frombuffer(array.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    return sure_rows(regex, data.reshape(len(array), -1)) if len(data) else None
+
+
+def _surely_fitting(place: Place, array: pa.Array) -> bool:
+    """Whether the ASCII texts of a place with a `sure` are all of its width and matched by
+    its regex (then they fit the place's pattern: a column of timestamps, by numpy)."""
+    if place.sure is None:
+        return False
+    found = _fixed_width(array, *place.sure)
+    return found is not None and bool(found.all())
 
 
 def _fitting(layout: Layout, source: int, place: Place, array: pa.Array,
@@ -255,13 +297,26 @@ def _numbers(positions: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)])
 
 
+def compact(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(codes, return_inverse=True)` of codes in range(size), without its sort:
+    the codes used, in order; each code's index among them."""
+    if size > 4 * len(codes) + 65_536:  # a table of the codes would cost more than the sort
+        return np.unique(codes, return_inverse=True)
+    seen = np.zeros(size, bool)
+    seen[codes] = True
+    used = np.flatnonzero(seen)
+    renumbered = np.empty(size, np.intp)
+    renumbered[used] = np.arange(len(used))
+    return used, renumbered[codes]
+
+
 def combine(encodings: Sequence[Encoded]) -> Encoded:
     """The encoding of the tuples of several encodings' texts, row by row."""
     if len(encodings) == 1:
         return encodings[0]
     sizes = [len(texts) for _, texts in encodings]
-    used, indices = np.unique(np.ravel_multi_index([i for i, _ in encodings], sizes),
-                              return_inverse=True)
+    used, indices = compact(np.ravel_multi_index([i for i, _ in encodings], sizes),
+                            int(np.prod(sizes)))
     parts = np.unravel_index(used, sizes)
     columns = [list(map(texts.__getitem__, part.tolist()))
                for (_, texts), part in zip(encodings, parts, strict=True)]
@@ -271,14 +326,17 @@ def combine(encodings: Sequence[Encoded]) -> Encoded:
 @dataclass(frozen=True, slots=True)
 class Source:
     """A source's texts in a chunk: its column (its columns joined), less the first `prefix`
-    and the last `suffix` characters."""
+    and the last `suffix` characters; `sure`: a regex each of them matches whole."""
 
     array: pa.Array
     prefix: int
     suffix: int
+    sure: re.Pattern | None = None  # a regex every text of the array matches whole
 
-    def encode(self) -> Encoded:
-        indices, texts = encode(self.array)
+    def encode(self, positions: np.ndarray | None = None) -> Encoded:
+        """The texts of every row, or of the rows at these positions, dictionary-encoded."""
+        indices, texts = encode(self.array if positions is None
+                                else self.array.take(_numbers(positions)))
         if self.prefix or self.suffix:
             start, end = self.prefix, -self.suffix or None
             texts = [text[start:end] for text in texts]
@@ -329,7 +387,8 @@ class ArrowTable(Table):
 
     def surely(self, derived: Derived) -> np.ndarray | None:
         """A `sure` that is a regex's fullmatch, on a source read as it is, on ASCII lines:
-        by RE2, which matches what `re` matches there."""
+        by numpy where its texts are all of one width that timefmt.sure_rows tells (a
+        timestamp's), else by RE2, which matches what `re` matches there."""
         regex = getattr(derived.sure, "__self__", None)
         if not (self.ascii_only and isinstance(regex, re.Pattern) and len(derived.sources) == 1
                 and not regex.flags & ~(re.ASCII | re.UNICODE)):
@@ -337,20 +396,29 @@ class ArrowTable(Table):
         source = self.sources[derived.sources[0]]
         if source.prefix or source.suffix:
             return None
-        found = _re2_fullmatch(source.array, regex)
+        if source.sure is regex:  # found when it was read
+            return np.ones(len(self.rows), bool)
+        found = _fixed_width(source.array, regex)
+        if found is None:
+            found = _re2_fullmatch(source.array, regex)
         if found is None:
             return None
         return found if self.at is None else found[self.at]
 
     def encoded(self, sources: tuple[int, ...], where: np.ndarray | None = None) -> Encoded:
-        indices, values = self._encoding(sources)
         positions = self._positions(where)
+        if where is not None and sources not in self._encodings \
+                and 2 * len(positions) < len(self.sources[sources[0]].array):
+            # A few rows (a later step's): theirs only, not kept (what reads every row's
+            # encodes them all, once)
+            return combine([self.sources[source].encode(positions) for source in sources])
+        indices, values = self._encoding(sources)
         if positions is None:
             return indices, values
         indices = indices[positions]
         if where is None:
             return indices, values
-        used, indices = np.unique(indices, return_inverse=True)  # judge only these rows'
+        used, indices = compact(indices, len(values))  # judge only these rows'
         return indices, list(map(values.__getitem__, used.tolist()))
 
     def items(self, positions: np.ndarray) -> list:

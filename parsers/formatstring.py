@@ -30,12 +30,16 @@ class Kind:
     # The single spaces an unquoted value holds (the columns it spans, less one, where
     # spaces part the fields: parsers/arrowtable.py); None: it may hold other white space.
     spaces: int | None = 0
+    # (a regex timefmt.sure_rows tells, a width): unquoted texts of that width that it
+    # matches whole, `pattern` matches too (a column of them is then checked by numpy)
+    sure: tuple[re.Pattern, int] | None = None
 
 
 WORD = Kind(r"\S*")
 INT = Kind(r"-|\d+", r"-|\d*")
-CLF = Kind(_CLF_TIME, _CLF_TIME, 1)  # a stamp without its zone does not fit such columns
-BRACKETED_CLF = Kind(r"\[" + _CLF_TIME + r"\]", spaces=1)
+# A stamp without its zone does not fit such columns. CLF_SURE: `dd/Mon/yyyy:HH:MM:SS +hhmm`
+CLF = Kind(_CLF_TIME, _CLF_TIME, 1, (CLF_SURE, 26))
+BRACKETED_CLF = Kind(r"\[" + _CLF_TIME + r"\]", spaces=1, sure=(CLF_SURE, 28))
 ISO = Kind(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?")
 EPOCH = Kind(r"\d+(?:\.\d+)?")
 REQUEST = Kind(r"\S+ \S+(?: \S+)?", spaces=None)
@@ -117,6 +121,7 @@ class Field:
     target: str  # LogRecord field, composite target, or "fields" (opaque)
     pattern: str
     spaces: int | None = None  # see Kind.spaces (0 for a quoted value)
+    sure: tuple[re.Pattern, int] | None = None  # see Kind.sure (None for a quoted value)
 
 
 Resolver = Callable[[re.Match, bool], "str | Field | list[str | Field]"]
@@ -175,7 +180,7 @@ def _apache_field(m: re.Match, quoted: bool) -> str | Field:
 
 def _field(name: str, target: str, kind: Kind, quoted: bool) -> Field:
     return Field(name, target, kind.quoted, 0) if quoted else Field(
-        name, target, kind.pattern, kind.spaces)
+        name, target, kind.pattern, kind.spaces, kind.sure)
 
 
 FAMILIES.update(nginx=(_NGINX_TOKEN, _nginx_field), apache=(_APACHE_TOKEN, _apache_field))

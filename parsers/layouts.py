@@ -31,6 +31,8 @@ class Place:
     regex: re.Pattern | None = None
     free: bool = True
     decimal: bool = False
+    # (regex, width): texts of that width it matches whole (timefmt.sure_rows) fit `regex`
+    sure: tuple[re.Pattern, int] | None = None
 
 
 @dataclass
@@ -108,7 +110,9 @@ def text_layout(parts: Sequence, plain: Callable[[str], str]) -> Layout | None:
             first, count, prefix, suffix,
             re.compile(re.escape(prefix) + f"(?:{pattern})" + re.escape(suffix)),
             pattern == _FREE[quotes] and not prefix and not suffix and count == 1,
-            pattern == r"-|\d+" and not quotes)
+            pattern == r"-|\d+" and not quotes,
+            None if quotes or prefix or suffix or pattern != value.pattern
+            else getattr(value, "sure", None))
     return Layout(" ", tuple(quoted), literals, places, _TEXT_REFUSE)
 
 

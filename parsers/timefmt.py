@@ -254,6 +254,47 @@ class TimeParser:
             raise ValueError(f"bad epoch timestamp {text!r}") from None
 
 
+def _hms(places: np.ndarray, at: int) -> np.ndarray:
+    """Per text: whether its bytes at..at+8 are `_HMS`."""
+    ok = (places[at + 2] == ord(":")) & (places[at + 5] == ord(":"))
+    for i in (0, 1, 3, 4, 6, 7):
+        ok &= places[at + i] - np.uint8(48) <= 9  # a byte below "0" wraps past 9
+    # hours [01]\d|2[0-3], minutes and seconds [0-5]\d
+    ok &= (places[at] <= ord("1")) | ((places[at] == ord("2")) & (places[at + 1] <= ord("3")))
+    return ok & (places[at + 3] <= ord("5")) & (places[at + 6] <= ord("5"))
+
+
+def _clf(places: np.ndarray, at: int) -> np.ndarray:
+    """Per text: whether its bytes at..at+26 are CLF_SURE's `dd/Mon/yyyy:HH:MM:SS +hhmm`."""
+    ok = np.ones(places.shape[1], bool)
+    for i in (0, 1, 7, 8, 9, 10, 22, 23, 24, 25):
+        ok &= places[at + i] - np.uint8(48) <= 9
+    day = places[at].astype(np.int16) * 10 + places[at + 1] - 528  # 528: "00"
+    century = places[at + 7].astype(np.int16) * 10 + places[at + 8] - 528
+    ok &= (day >= 1) & (day <= 31) & ((century == 19) | (century == 20))
+    ok &= (places[at + 21] == ord("+")) | (places[at + 21] == ord("-"))
+    for mark, byte in ((2, "/"), (6, "/"), (11, ":"), (20, " ")):
+        ok &= places[at + mark] == ord(byte)
+    codes = (places[at + 3].astype(np.int32) << 16) | (places[at + 4].astype(np.int32) << 8) \
+        | places[at + 5]
+    return ok & np.isin(codes, _MONTH_CODES) & _hms(places, at + 12)
+
+
+def sure_rows(regex: re.Pattern, rows: np.ndarray) -> np.ndarray | None:
+    """Per row of ASCII texts of one width (bytes, a row each): whether `regex` (a `*_SURE`
+    of this module) matches it whole, by numpy; None for another regex or for a width whose
+    texts it does not tell (RE2 does then)."""
+    width = rows.shape[1]
+    if regex is W3C_TIME_SURE:
+        return _hms(rows.T.copy(), 0) if width == 8 else np.zeros(len(rows), bool)
+    if regex is CLF_SURE and width == _CLF_WIDTH:
+        return _clf(rows.T.copy(), 0)
+    if regex is CLF_SURE and width == _CLF_WIDTH + 2:
+        places = rows.T.copy()  # a byte's place in each text, contiguous
+        return (places[0] == ord("[")) & (places[-1] == ord("]")) & _clf(places, 1)
+    return None
+
+
 def bounded(value: float, text: object) -> float:
     """`value`, if a datetime can hold it (see LAST_SECOND; NaN cannot); else ValueError."""
     if FIRST_SECOND <= value <= LAST_SECOND:

@@ -84,6 +84,8 @@ class _W3cTime:
 
 @lru_cache(maxsize=CACHE_LIMIT)
 def _url_decoded(value: str) -> str:
+    if value.count("%") == value.count("%20"):  # spaces only (most agents): what unquote
+        return value.replace("%20", " ")  # gives, 7x faster
     return unquote(value)
 
 

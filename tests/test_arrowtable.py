@@ -5,6 +5,7 @@ the sieve then decides those lines as the per-line path would (tests/test_bulk.p
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parsers.arrowtable import FEW, ArrowTable
+from parsers.arrowtable import FEW, ArrowTable, compact
 from parsers.base import SkipLine
 from parsers.columns import ItemTable
+from parsers.formatstring import BRACKETED_CLF, CLF
 from parsers.registry import get_parser
-from parsers.timefmt import TimeParser
+from parsers.timefmt import TimeParser, sure_rows
 from parsers.w3c import CLOUDFRONT_FIELDS
 from tests.test_bulk import chains, per_line, sifted
 
@@ -211,6 +213,34 @@ def test_a_new_header_brings_its_columns():
     assert parser.table([line, CLOUDFRONT_FIELDS, line]) is None
 
 
+@pytest.mark.parametrize("size", [7, 1 << 24])  # by a table of the codes; by np.unique
+def test_compact_is_uniques_inverse(size):
+    codes = np.random.default_rng(size).integers(0, min(size, 5), 100) * (size // 5)
+    used, indices = compact(codes, size)
+    expected_used, expected = np.unique(codes, return_inverse=True)
+    assert used.tolist() == expected_used.tolist() and indices.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("fmt", ["combined", "cloudfront"])
+def test_a_fields_texts_are_encoded_for_the_rows_asked(fmt):
+    """Of every row, of many rows, of a few (those are encoded alone), then of many again
+    (from the encoding of every row): the texts of those rows, each once (of every row: the
+    texts of lines left out of the table may be there too)."""
+    parser = get_parser(fmt, TimeParser())
+    texts = dict(FORMATS)[fmt]()
+    table = parser.table(texts, "\n".join(texts).encode(), ("uri",))
+    uri = table.derive("uri").sources
+    for where in (None, np.arange(len(table.rows) - 1), np.array([2, 0, 2]),
+                  np.arange(1, len(table.rows))):
+        texts = [table.raw(source, where) for source in uri]
+        expected = texts[0] if len(uri) == 1 else list(zip(*texts, strict=True))
+        indices, values = table.encoded(uri, where)
+        assert len(set(values)) == len(values)
+        if where is not None:
+            assert sorted(set(indices.tolist())) == list(range(len(values)))
+        assert [values[i] for i in indices.tolist()] == expected
+
+
 def test_workers_do_not_import_pandas():
     """pyarrow imports pandas (~0.3 s) on some conversions: the table avoids them."""
     code = ("import sys; from parsers.registry import get_parser; "
@@ -231,3 +261,22 @@ def test_a_run_that_reads_no_table_does_not_load_pyarrow(tmp_path):
             f" '--state', {str(tmp_path / 'state')!r}])\n"
             "assert 'pyarrow' not in sys.modules, 'pyarrow loaded'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("kind", [CLF, BRACKETED_CLF], ids=["clf", "bracketed"])
+def test_a_stamp_its_kinds_sure_regex_matches_fits_the_kind(kind):
+    """Kind.sure: texts of its width that sure_rows passes fit the kind's pattern (the
+    table then checks no column of them with RE2), on stamps changed at random."""
+    regex, width = kind.sure
+    stamp = "[01/Mar/2026:00:00:00 +0100]"[(28 - width) // 2:][:width]
+    rng = random.Random(width)
+    texts = [stamp]
+    for _ in range(3000):
+        chars = list(stamp)
+        chars[rng.randrange(width)] = rng.choice("0123456789:/+- []Janx\x7f")
+        texts.append("".join(chars))
+    rows = np.frombuffer("".join(texts).encode(), np.uint8).reshape(len(texts), width)
+    sure = sure_rows(regex, rows).tolist()
+    assert sure[0] and not all(sure)
+    fits = re.compile(kind.pattern).fullmatch
+    assert all(fits(text) for text, passed in zip(texts, sure, strict=True) if passed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,6 +14,7 @@ from importer.cli import main
 from parsers.base import ParseError, SkipLine
 from parsers.registry import detect, get_parser
 from parsers.timefmt import TimeParser
+from parsers.w3c import _url_decoded
 from tests.format_samples import (
     ALB,
     BUNNY,
@@ -120,6 +122,12 @@ def test_w3c_line_with_the_wrong_number_of_columns():
             parser.parse(line)
     with pytest.raises(ParseError, match="14 columns where 15"):
         parser.parse(IIS.lines[4].rsplit(" ", 1)[0])
+
+
+@pytest.mark.parametrize("text", ["Mozilla/5.0%20(X11)", "%2020", "%%20", "a%20b%2", "%2",
+                                  "\u00e9%20x", "%20%41", "%C3%A9%20", "%20%ZZ", "-", "a%2"])
+def test_w3c_url_decoding_is_unquotes(text):
+    assert _url_decoded(text) == unquote(text)
 
 
 def test_alb_tail_fields_may_be_missing_or_more():

@@ -5,9 +5,18 @@ from __future__ import annotations
 import random
 from datetime import timedelta, timezone
 
+import numpy as np
 import pytest
 
-from parsers.timefmt import FIRST_SECOND, LAST_SECOND, MONTHS, TimeParser
+from parsers.timefmt import (
+    CLF_SURE,
+    FIRST_SECOND,
+    LAST_SECOND,
+    MONTHS,
+    W3C_TIME_SURE,
+    TimeParser,
+    sure_rows,
+)
 
 EDGES = ["29/Feb/2024:23:59:59 +0000", "29/Feb/2023:12:00:00 +0000",  # no such day: Mar 1
          "31/Dec/1999:23:59:60 +0000", "01/Jan/2000:00:00:00 -1200", "00/Mar/2026:00:00:00 +1400",
@@ -90,3 +99,21 @@ def test_out_of_range_stamps_are_left_to_the_one_by_one_conversions():
     times = TimeParser()
     assert times.clf_many(["10/Oct/2000:13:55:36 -0700", "31/Dec/9999:23:59:59 -0001"]) is None
     assert times.w3c_many(["2026-11-26", "9999-12-31"], ["13:05:09", "23:59:60"]) is None
+
+
+@pytest.mark.parametrize(("regex", "stamp"), [
+    (CLF_SURE, "[01/Mar/2026:00:00:00 +0000]"), (CLF_SURE, "31/Dec/1999:23:59:59 -0130"),
+    (CLF_SURE, "[29/Feb/1899:24:00:60 +0000]"), (W3C_TIME_SURE, "23:59:59"),
+    (W3C_TIME_SURE, "19:60:09")])
+def test_sure_rows_is_the_regexs_fullmatch(regex, stamp):
+    """numpy's check of a column of stamps of one width, on stamps with bytes changed at
+    random: what the regex says of each."""
+    rng = random.Random(stamp)
+    texts = [stamp]
+    for _ in range(3000):
+        chars = list(stamp)
+        for _ in range(rng.randint(1, 2)):
+            chars[rng.randrange(len(chars))] = rng.choice("0123456789:/+- []JanFebDecx\x00\x7f")
+        texts.append("".join(chars))
+    rows = np.frombuffer("".join(texts).encode(), np.uint8).reshape(len(texts), len(stamp))
+    assert sure_rows(regex, rows).tolist() == [regex.fullmatch(t) is not None for t in texts]
