@@ -15,8 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from itertools import compress, repeat, starmap
 
+import numpy as np
+
 from parsers.base import CACHE_LIMIT
 from parsers.columns import Derived, Table
+from parsers.records import MANY, MANY_DISTINCT
 
 from .clientip import BadAddress
 from .events import Event
@@ -27,6 +30,7 @@ from .urls import path_of
 
 _MAX_CACHES = 64  # fields' value caches kept (a new W3C header derives new fields)
 _FAILED = object()  # what a function gave for a value the per-line path must see
+_VARIES = object()  # a column's value where it is not the same on every row
 
 
 class EventColumns:
@@ -44,7 +48,12 @@ class EventColumns:
         if builder.track_404:
             self._fields.add("status")
         self._fields.update(field for _, field in self._props)
+        # Read only for the Event's values (a dry run needs the keys and times only).
+        self._shown = {"referrer"}.difference(field for _, field in self._props)
         self._values: dict[Derived, dict] = {}  # a field's derivation -> {its texts: value}
+        # What addresses and pages were, from chunk to chunk: clients and targets come back.
+        self._addresses: dict[str | None, str] = {}
+        self._pages: dict[tuple, dict] = {}  # see _each_row
 
     @property
     def fields(self) -> frozenset[str]:
@@ -58,14 +67,18 @@ class EventColumns:
         keep as text (`LogRecord.fields`)."""
         return None if builder.fields_read else EventColumns(builder, checkpoint, prepare)
 
-    def make(self, table: Table, where: Sequence[int], keyed: bool
-             ) -> tuple[list[int], list[list]]:
+    def make(self, table: Table, where: Sequence[int] | np.ndarray, keyed: bool,
+             values: bool = True) -> tuple[list[int], list[list]]:
         """Of the table's rows at positions `where` (each let through by every filter): the
         indexes in `where` of those made into events here, and their columns: the Event's
-        values (name, url, domain, ip, user_agent, time, referrer, props), its wire (None
-        without `prepare`), its dedupe key (b"" unless `keyed`)."""
+        values (name, url, domain, ip, user_agent, time, referrer, props; all but the time
+        None on every row unless `values`), its wire (None without `prepare`), its dedupe
+        key (b"" unless `keyed`)."""
         refused: set[int] = set()
+        where = np.asarray(where, np.intp)  # once, not once per source read
         fields = self._fields.union(KEY_FIELDS) if keyed else self._fields
+        if not values:
+            fields = fields.difference(self._shown)
         derived = {field: table.derive(field) for field in fields}
         sources = sorted({source for found in derived.values() if found is not None
                           for source in found.sources})
@@ -75,18 +88,22 @@ class EventColumns:
         builder = self.builder
         resolver = builder.client_ips
         if resolver.from_xff:
-            ips = _each(lambda key: resolver.address(*key),
-                        zip(col["client_ip"], col["xff"], strict=True), refused, BadAddress)
+            ips = _each_row(resolver.address, [col["client_ip"], col["xff"]], refused,
+                            BadAddress)
         else:
-            peers = col["client_ip"]
-            known = resolver.own(set(peers))
+            peers, known = col["client_ip"], self._addresses
+            if len(known) >= CACHE_LIMIT:
+                known.clear()
+            own = resolver.own(set(peers).difference(known))  # at once, not one by one
+            known.update(zip(own, own, strict=True))
             ips = _each(lambda key: resolver.address(key, None), peers, refused, BadAddress,
-                        known=dict(zip(known, known, strict=True)))
-        pages = _each(lambda key: builder.page(*key) or _FAILED,
-                      zip(col["uri"], col["host"], col["scheme"], strict=True), refused,
-                      MalformedRecord)
+                        known=known)
+        pages = _each_row(lambda *key: builder.page(*key) or _FAILED,
+                          [col["uri"], col["host"], col["scheme"]], refused, MalformedRecord,
+                          known=self._pages)
         n = len(where)
-        names, props = ["pageview"] * n, [{} for _ in range(n)]
+        names, props = ["pageview"] * n, [{} for _ in range(n)] if values or self._props \
+            or builder.track_404 or builder.track_downloads else None  # (which refuse rows)
         if builder.track_404 or builder.track_downloads:
             self._kinds(pages, col.get("status"), names, props, refused)
         for name, field in self._props:
@@ -96,15 +113,18 @@ class EventColumns:
         columns = [names, [page[1] if page is not _FAILED else None for page in pages],
                    [page[0] if page is not _FAILED else None for page in pages], ips,
                    [agent or "" for agent in col["user_agent"]], col["time"], col["referrer"],
-                   props]
+                   props] if values else []
         kept = list(range(n))
         if refused:
             keep = [i not in refused for i in kept]
             kept = list(compress(kept, keep))
             columns = [list(compress(column, keep)) for column in columns]
             col = {field: list(compress(col[field], keep)) for field in fields}
+        if not values:
+            unknown = [None] * len(kept)
+            columns = [unknown] * 5 + [col["time"], unknown, unknown]
         wires = [None] * len(kept)
-        if self.prepare is not None:
+        if self.prepare is not None and values:
             events = list(map(Event, *columns))
             for event in events:
                 self.prepare(event)
@@ -146,14 +166,25 @@ class EventColumns:
         texts = [raw[source] for source in derived.sources]
         one = len(texts) == 1
         value = derived.value
-        many = getattr(value, "many", None)  # timestamps: records.Cached, w3c._W3cTime
+        # timestamps: records.Cached, w3c._W3cTime; addresses: records.MANY
+        many = getattr(value, "many", None) or MANY.get(value)
         if many is not None:
             values = many(*texts)
             if values is not None:
                 return values
         keys = texts[0] if one else list(zip(*texts, strict=True))
+        cache = self._values.get(derived)
+        if cache:  # the usual for texts that repeat: every one converted before
+            try:
+                return list(map(cache.__getitem__, keys))
+            except KeyError:
+                pass
         distinct = set(keys)
         if 4 * len(distinct) > 3 * len(keys):  # mostly distinct: not worth keeping
+            many = MANY_DISTINCT.get(value) if one else None  # sizes
+            values = None if many is None else many(keys)
+            if values is not None:
+                return values
             listed = list(distinct)
             try:
                 answers = dict(zip(listed, map(value, listed) if one else starmap(value, listed),
@@ -161,7 +192,6 @@ class EventColumns:
                 return list(map(answers.__getitem__, keys))
             except ValueError:  # which rows fail is found below
                 pass
-        cache = self._values.get(derived)
         if cache is None:
             if len(self._values) >= _MAX_CACHES:
                 self._values.clear()
@@ -189,22 +219,50 @@ class EventColumns:
         return [None if key in failed else cache[key] for key in keys]
 
 
+def _each_row(function: Callable[..., object], columns: list[list], refused: set[int],
+              *errors: type[Exception], known: dict[tuple, dict] | None = None) -> list:
+    """`_each` of the rows of `columns` (`function` of a row's values): a column that holds
+    the same value on every row (a host, a scheme) is not looked at row by row. `known`:
+    what it gave, kept from call to call while those columns' values stay the same."""
+    rows = len(columns[0])
+    fixed = [column[0] if rows and column.count(column[0]) == rows else _VARIES
+             for column in columns]
+    varying = [column for column, value in zip(columns, fixed, strict=True) if value is _VARIES]
+
+    def call(key: Hashable) -> object:
+        values = iter(key if len(varying) > 1 else (key,))
+        return function(*[next(values) if value is _VARIES else value for value in fixed])
+
+    keys = varying[0] if len(varying) == 1 else zip(*varying, strict=True) if varying \
+        else repeat(None, rows)
+    answers = None
+    if known is not None:  # kept for the last fixed values only
+        answers = known.get(tuple(fixed))
+        if answers is None or len(answers) >= CACHE_LIMIT:
+            known.clear()
+            answers = known[tuple(fixed)] = {}
+    return _each(call, keys, refused, *errors, known=answers)
+
+
 def _each(function: Callable[[Hashable], object], keys: Iterable[Hashable], refused: set[int],
           *errors: type[Exception], known: dict | None = None) -> list:
     """`function` of each key, called once per distinct key not in `known` (key -> what it
-    gives); the rows where it raises one of `errors` or gives _FAILED are added to `refused`
-    (their value: _FAILED)."""
+    gives, added to it); the rows where it raises one of `errors` or gives _FAILED are added
+    to `refused` (their value: _FAILED; not added to `known`)."""
     keys = list(keys)
-    answers, failing = known or {}, False
+    answers = {} if known is None else known
+    failed = set()
     for key in set(keys).difference(answers):
         try:
             answer = function(key)
         except errors:
             answer = _FAILED
         if answer is _FAILED:
-            failing = True
-        answers[key] = answer
-    values = list(map(answers.__getitem__, keys))
-    if failing:
-        refused.update(i for i, value in enumerate(values) if value is _FAILED)
+            failed.add(key)
+        else:
+            answers[key] = answer
+    if not failed:
+        return list(map(answers.__getitem__, keys))
+    values = [_FAILED if key in failed else answers[key] for key in keys]
+    refused.update(i for i, value in enumerate(values) if value is _FAILED)
     return values

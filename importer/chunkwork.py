@@ -46,7 +46,8 @@ def examine_chunk(pipeline: Pipeline, parser: Parser, info: _File, chunk: Chunk,
     candidates = []
     made = None
     if sieve is not None:
-        make = None if events is None else partial(events.make, keyed=keyed)
+        make = None if events is None else partial(events.make, keyed=keyed,
+                                                   values=not info.slim)
         lines, left, made = sieve.split(chunk, parser, counters.filtered, make, texts)
     else:
         lines, left = None, _streamed(chunk)

@@ -20,8 +20,8 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
-from operator import lt
+
+import numpy as np
 
 KEY_BYTES = 16  # state.event_key's digest size
 STRIDE = 64  # keys per entry of a run's in-memory time index
@@ -75,12 +75,17 @@ class RunKeys:
         newer than every key needs one dict lookup only."""
         recent = self.recent
         floor = max(floor, self.latest)
-        if None not in whens and all(map(partial(lt, floor), whens)) and recent.keys().isdisjoint(
-                keys) and len(set(keys)) == len(keys):  # the usual: all new, none looked for
-            recent.update(zip(keys, whens, strict=True))
-            if len(recent) >= self.limit:
-                self.spill()
-            return {}
+        try:
+            times = np.fromiter(whens, np.float64, len(whens))
+        except TypeError:  # some None
+            times = None
+        if times is not None and (times > floor).all():  # the usual: all new, none looked for
+            fresh = dict(zip(keys, whens, strict=True))
+            if len(fresh) == len(keys) and recent.keys().isdisjoint(fresh):
+                recent.update(fresh)
+                if len(recent) >= self.limit:
+                    self.spill()
+                return {}
         found: dict[int, str] = {}
         for i, (key, when) in enumerate(zip(keys, whens, strict=True)):
             if key in recent:
@@ -105,16 +110,22 @@ class RunKeys:
         recent = self.recent
         if not recent:
             return
-        keys = sorted(recent, key=recent.__getitem__)  # nearly in order already: ~linear
-        times = array("d", map(recent.__getitem__, keys))
+        keys = list(recent)
+        times = np.fromiter(recent.values(), np.float64, len(keys))
+        if not (times[1:] >= times[:-1]).all():  # logs come in time order: mostly not needed
+            order = np.argsort(times, kind="stable")
+            times = times[order]
+            keys = list(map(keys.__getitem__, order.tolist()))
         self.recent = {}
         if self._file is None:
             self._file = tempfile.TemporaryFile(prefix="plausible-import-keys-")  # noqa: SIM115
         os.pwrite(self._file.fileno(), times.tobytes() + b"".join(keys), self._size)
-        self.runs.append(_Run(self._size, len(keys), times[0], times[-1], times[::STRIDE]))
+        first, last = float(times[0]), float(times[-1])
+        self.runs.append(_Run(self._size, len(keys), first, last,
+                              array("d", times[::STRIDE].tobytes())))
         self._size += len(keys) * (8 + KEY_BYTES)
-        if times[-1] > self.latest:
-            self.latest = times[-1]
+        if last > self.latest:
+            self.latest = last
 
     def close(self) -> None:
         if self._file is not None:

@@ -59,6 +59,8 @@ from dataclasses import dataclass
 from functools import partial
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from parsers.base import LogRecord
 
 from .cursor import DEAD_LETTERED, SENT, UNDELIVERED, Cursor, Entry, file_row, settle
@@ -137,6 +139,20 @@ def _key(hasher: hashlib.blake2b, time, client_ip, user_agent, method, uri, stat
         # stay what earlier runs stored.
         h.update(f"\0{xff}".encode("utf-8", "surrogateescape"))
     return h.digest()
+
+
+def _stamps(times: Sequence[float | None]) -> Sequence[float | str | None]:
+    """The times as `_key` writes them, where they are all whole seconds since 1970: a
+    float's str() (its repr) is 'N.0' then, and an int's costs a third as much."""
+    if set(map(type, times)) != {float}:  # some None (or an int, which str() writes as is)
+        return times
+    seconds = np.fromiter(times, np.float64, len(times))
+    if not ((seconds > 0) & (seconds < 1e15)).all():  # repr goes 1e+16 from there; NaN
+        return times
+    whole = seconds.astype(np.int64)
+    if not (whole == seconds).all():
+        return times
+    return [f"{second}.0" for second in whole.tolist()]
 
 
 # The record fields an event's key is made of, in `_key`'s order (see Checkpoint.keys_of).
@@ -358,7 +374,8 @@ class Checkpoint:
 
     def keys_of(self, columns: Sequence[Sequence]) -> list[bytes]:
         """`key` of many records at once, from a column of each of KEY_FIELDS."""
-        return list(map(partial(_key, self._hasher), *columns))
+        times, *others = columns
+        return list(map(partial(_key, self._hasher), _stamps(times), *others))
 
     def seen_in(self, key: bytes) -> int | None:
         """The file a recorded event came from (0 for standard input); None if unknown."""

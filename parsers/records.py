@@ -76,6 +76,23 @@ def dash(value: str | None) -> str | None:
     return None if value in (None, "", "-") else value
 
 
+def _ints(texts: list[str]) -> list[int] | None:
+    """`int_or_none` of each text, where every one is a number; else None."""
+    return list(map(int, texts)) if "".join(texts).isdecimal() and "" not in texts else None
+
+
+def _dashes(texts: list[str]) -> list[str] | None:
+    """`dash` of each text, where none is a dash or empty; else None."""
+    return None if "-" in texts or "" in texts else list(texts)
+
+
+# Conversions of a list of texts at once (as `Cached.many`; None: convert each), a check of
+# them all instead of a call for each: MANY always (cheaper than looking up each text's value),
+# MANY_DISTINCT where the texts are mostly distinct (sizes, not status codes).
+MANY: dict[Callable, Callable[[list[str]], list | None]] = {dash: _dashes}
+MANY_DISTINCT: dict[Callable, Callable[[list[str]], list | None]] = {int_or_none: _ints}
+
+
 def build_record(out: dict) -> LogRecord:
     """A record from {target: value}; `out["fields"]` holds the opaque fields (changed)."""
     request = out.pop("request", None)

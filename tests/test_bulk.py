@@ -7,9 +7,10 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
+import numpy as np
 import pytest
 
-from importer.bulk import Sieve
+from importer.bulk import Sieve, _numbered, _positions
 from importer.filters import (
     FilterChain,
     PageRule,
@@ -259,3 +260,19 @@ def test_haproxy_lines_are_left_to_the_per_line_path():
     count, left, filtered = sifted("haproxy", chain, "\n".join(lines).encode(), parser=parser)
     assert count == 3 and not filtered
     assert [(n, item) for n, *_, item in left] == [(1, None), (2, None), (3, None)]
+
+
+@pytest.mark.parametrize("data", [b"a\n\nbb\nccc\n", b"a\n\nbb\nccc",
+                                  "a\n\xe9\nbb\nccc\n".encode()])
+def test_positions_of_made_rows_are_those_of_their_lines(data):
+    """Where each line made in bulk begins and ends, and its number, as the per-line path
+    has them (its last line without a newline too; not ASCII: from the chunk's Lines)."""
+    chunk = Chunk(data, 40, 1000, 1000 + len(data))
+    ascii_ = chunk.ascii()
+    texts = Texts(data) if ascii_ else None
+    lines = None if ascii_ else list(chunk.lines())
+    rows = np.arange(4)
+    numbered = [(line.lineno, begin, line.end) for line, begin, _ in
+                _numbered(chunk, texts or [line.text for line in lines], lines, rows.tolist(), {})]
+    assert list(zip(*_positions(chunk, texts, lines, rows), strict=True)) == numbered
+    assert numbered[0] == (41, 1000, 1002) and numbered[-1][2] == 1000 + len(data)

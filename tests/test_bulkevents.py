@@ -21,6 +21,7 @@ import pytest
 from importer import parallel
 from importer.bulk import Sieve
 from importer.bulkevents import EventColumns
+from importer.chunkwork import TIME
 from importer.cli import build_parser, main
 from importer.delivery import encode_request
 from importer.filteropts import builder_from_args, filters_from_args
@@ -229,6 +230,12 @@ def test_each_row_gives_what_its_line_gives(tmp_path, case):
     _, _, bare = sieve.split(chunk, parser, Counter(), partial(events.make, keyed=True),
                              texts_too=False)
     assert bare[3] is None and bare[:3] == made[:3] and bare[4][-1] == keys
+    # A dry run's (only keys and times wanted): the same rows, keys and times, nothing else.
+    _, _, slim = sieve.split(chunk, parser, Counter(),
+                             partial(events.make, keyed=True, values=False))
+    *others, slim_keys = slim[4]
+    assert slim[:3] == made[:3] and slim_keys == keys and others[TIME] == values[TIME]
+    assert {value for k, column in enumerate(others) if k != TIME for value in column} == {None}
     checkpoint.close()
 
 
@@ -251,6 +258,7 @@ def test_rows_whose_line_would_say_something_are_left_to_it():
              line.format(target="/", agent="F" * 600), fine]
     parser = get_parser("combined")
     table = parser.table(texts)
-    kept, (names, urls, *_) = events.make(table, list(range(len(texts))), keyed=False)
-    assert kept == [0, 6] and urls == ["https://example.com/"] * 2
+    for _ in range(2):  # what a chunk found is kept for the next: its refusals are not
+        kept, (names, urls, *_) = events.make(table, list(range(len(texts))), keyed=False)
+        assert kept == [0, 6] and urls == ["https://example.com/"] * 2
     assert not counters.notes  # nothing noted for the lines left

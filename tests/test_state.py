@@ -23,6 +23,7 @@ from importer.pipeline import Pipeline
 from importer.state import (
     DEAD_LETTERED,
     HEAD_BYTES,
+    KEY_FIELDS,
     SENT,
     UNDELIVERED,
     Checkpoint,
@@ -31,6 +32,7 @@ from importer.state import (
 )
 from importer.summary import Counters
 from importer.transform import EventBuilder
+from parsers.base import LogRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -464,3 +466,25 @@ def test_runs_without_durable_state_spill_dedupe_keys_and_still_find_duplicates(
     if readonly_state:
         seen = sqlite3.connect(state).execute("SELECT count(*) FROM seen").fetchone()[0]
         assert seen == 10
+
+
+@pytest.mark.parametrize("times", [
+    [1_772_334_929.0, 1_772_334_930.0, 1.0],  # whole seconds: written without float repr
+    [1_772_334_929.0, 1_772_334_929.5],  # a fraction among them
+    [1_772_334_929.0, None],
+    [1_772_334_929, 1_772_334_930.0],  # an int: written as it is
+    [0.0, -0.0, -5.0],  # not after 1970
+    [1e15, 1e16, 123456789012345678.0],  # repr goes scientific
+    [float("nan"), float("inf"), 5.0],
+])
+def test_keys_of_columns_are_the_keys_of_the_records(tmp_path, times):
+    """The keys `keys_of` makes of columns are those of the records, byte for byte (earlier
+    runs' state holds them), whatever the times."""
+    checkpoint = Checkpoint(str(tmp_path / "s.sqlite"))
+    records = [LogRecord(time=when, client_ip=f"203.0.113.{i}", user_agent=UA, method="GET",
+                         uri=f"/p{i}", status=200, bytes_sent=i or None,
+                         host="example.com" if i % 2 else None, xff="198.51.100.7" if i else None)
+               for i, when in enumerate(times)]
+    columns = [[getattr(record, field) for record in records] for field in KEY_FIELDS]
+    assert checkpoint.keys_of(columns) == [checkpoint.key(record) for record in records]
+    checkpoint.close()
