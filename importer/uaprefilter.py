@@ -393,6 +393,20 @@ def words_found(parser_class: type[Parser], lowered: str) -> bool | None:
     return words is None or not words.isdisjoint(lists.scan(lowered))
 
 
+def words_of(parser_class: type[Parser]) -> tuple[Scan, frozenset[int] | None]:
+    """The Scan of the group of `parser_class`'s list and the numbers of the class's words
+    in it: where the scan of a user agent finds none, its `check_all_regexes` is false (None:
+    it has none, it is true)."""
+    lists = _lists(group(tuple(parser_class.fixture_files)))
+    return lists.scan, lists.words[parser_class]
+
+
+def index_of(parser_class: type[Parser]) -> Index | None:
+    """The index of `parser_class`'s list (None: it has none) for ASCII user agents."""
+    files = tuple(parser_class.fixture_files)
+    return _lists(group(files)).indexes.get(files)
+
+
 def _indexed_regex_list(parser: RegexLoader):
     """`Parser.regex_list`, for this parser's user agent."""
     files = parser.fixture_files
