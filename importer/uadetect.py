@@ -332,13 +332,12 @@ class _Steps:
                 parser_class.check_all_regexes is not BaseClientParser.check_all_regexes))
 
 
-_made: list[_Steps] = []
-
-
 def _steps() -> _Steps:
-    if not _made:
-        _made.append(_Steps())
-    return _made[0]
+    attached = uaprefilter.attached(uaprefilter.CLIENTS)
+    steps = attached.get(_Steps)
+    if steps is None:
+        steps = attached[_Steps] = _Steps()
+    return steps
 
 
 _CHECKED_ONLY = frozenset(filter(_checked_only, _Detector.CLIENT_PARSERS))

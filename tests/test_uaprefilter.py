@@ -270,3 +270,36 @@ def test_the_saved_table_is_read_back_and_a_damaged_one_made_again(monkeypatch, 
         assert fresh(worked_out=True) == made
         with open(path, encoding="utf-8") as f:
             assert f.read() == text  # saved again
+
+
+def test_kept_indexes_are_read_back_and_damaged_ones_made_again(monkeypatch, tmp_path):
+    before = [(uadetect.detect_kind(ua), uadetect.detect(ua)) for ua in SAMPLES + ODD]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    clients = uaprefilter.CLIENTS
+    path = uaprefilter.layout_path(clients)
+
+    def fresh(made_again: bool) -> tuple:
+        """The clients' indexes as a new process has them."""
+        monkeypatch.setattr(uaprefilter, "_shared", {})
+        calls = []
+        words = uaprefilter._corasick_words
+        monkeypatch.setattr(uaprefilter, "_corasick_words",
+                            lambda *key: calls.append(key) or words(*key))
+        lists = uaprefilter._lists(clients)
+        assert bool(calls) == made_again
+        return (lists.scan.numbers, lists.words,
+                {files: index.layout() for files, index in lists.indexes.items()})
+
+    made = fresh(made_again=True)  # none kept yet
+    assert os.path.exists(path) and len(made[0]) > 5000
+    assert fresh(made_again=False) == made
+    assert [(uadetect.detect_kind(ua), uadetect.detect(ua)) for ua in SAMPLES + ODD] == before
+    with open(path, "rb") as f:
+        data = f.read()
+    for bad in (data[:16] + data[16:].replace(b"firefox", b"firefux", 1), data[: len(data) // 2],
+                b"", bytes(17)):
+        with open(path, "wb") as f:
+            f.write(bad)
+        assert fresh(made_again=True) == made
+        with open(path, "rb") as f:
+            assert f.read() == data  # kept again
