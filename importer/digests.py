@@ -61,10 +61,9 @@ class DigestMap:
         if 3 * self.size > 2 * len(self._values):  # at most 2/3 full: probes stay short
             self._grow()
 
-    def add_missing(self, pairs: Iterable[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
+    def add_missing(self, pairs: Iterable[tuple[bytes, int]]) -> None:
         """Set each key of `pairs` that holds no number yet (the first of a key repeated
-        wins): what a run loads from earlier runs, ~5x faster than item by item, sized once.
-        The pairs left out (their key held a number), in order."""
+        wins): what a run loads from earlier runs, ~5x faster than item by item, sized once."""
         pairs = list(pairs)
         capacity = len(self._values)
         while 3 * (self.size + len(pairs)) > 2 * capacity:
@@ -73,7 +72,7 @@ class DigestMap:
             held = list(self.items())
             self._empty(capacity)
             pairs = held + pairs  # held first: they stay
-        keys, values, mask, added, held = self._keys, self._values, self._mask, 0, []
+        keys, values, mask, added = self._keys, self._values, self._mask, 0
         for key, value in pairs:
             if len(key) != KEY_BYTES or not 0 < value < 1 << 32:
                 raise ValueError(f"not a {KEY_BYTES}-byte digest and a number from 1 to "
@@ -81,7 +80,6 @@ class DigestMap:
             i = int.from_bytes(key, "little") & mask
             while values[i]:
                 if keys[i * KEY_BYTES:(i + 1) * KEY_BYTES] == key:
-                    held.append((key, value))
                     break
                 i = (i + 1) & mask
             else:
@@ -89,7 +87,6 @@ class DigestMap:
                 values[i] = value
                 added += 1
         self.size += added
-        return held
 
     def _grow(self) -> None:
         held = list(self.items())

@@ -192,11 +192,8 @@ class UserAgentClassifier:
 
     def learn(self, found: Iterable[tuple[bytes, Answer]]) -> None:
         """What another process found out or used (its `found`): known, and used in this run."""
-        number, answers = self._number, self._answers
-        # Those known already (or twice in `found`), as `_put` has them, in order.
-        for key, value in self._known.add_missing(
-                [(key, 2 * number(answer) + 1) for key, answer in found]):
-            self._put(key, answers[value >> 1], share=False)
+        for key, answer in found:
+            self._put(key, answer, share=False)
 
     def classify(self, ua: str) -> UserAgentInfo:
         info = self.known(ua)

