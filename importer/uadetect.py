@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from device_detector import DeviceDetector
 from device_detector.enums import AppType, DeviceType
-from device_detector.parser import Browser, Device
+from device_detector.parser import Bot, Browser, Device
 from device_detector.parser.client import adobe_cc
 from device_detector.parser.client.adobe_cc import AdobeCC
 from device_detector.parser.client.base import BaseClientParser
 from device_detector.parser.client.dictua import DictUA
+from device_detector.parser.device.bot import GENERIC_BOT_UAS
+from device_detector.parser.parser import perform_substitutions
 from device_detector.parser.settings import TV_CLIENTS
+from device_detector.utils import clean_ua
 from device_detector.yaml_loader import app_custom_details
 
 from . import uaprefilter
@@ -165,12 +168,13 @@ def _checked_only(parser_class: type[BaseClientParser]) -> bool:
 
 def _skipped(parser_class: type[BaseClientParser], ua: str, lowered: str) -> bool:
     """Whether a parser of `parser_class` surely finds no client in `ua` (without client
-    hints). DictUA reads a JSON object or array, or "key=value; ..." pairs; AdobeCC searches
-    one regex."""
+    hints). DictUA reads a JSON object or array, or "key=value; ..." pairs (each of them
+    one "=", or none is read); AdobeCC searches one regex."""
     if not _NAMELESS_UNKNOWN:
         return False
     if parser_class is DictUA:
-        return "=" not in ua and ua.lstrip()[:1] not in ("{", "[")
+        return ua.lstrip()[:1] not in ("{", "[") and (
+            "=" not in ua or any(pair.count("=") != 1 for pair in ua.split(";")))
     if parser_class is AdobeCC:  # finds what this regex matches, if it does
         return not adobe_cc.ADOBE_CC.may_match(ua)
     return parser_class in _CHECKED_ONLY and (
@@ -224,7 +228,120 @@ class _Detector(DeviceDetector):
             super().extract_app_id()
 
 
+def _named_by_its_regex(parser_class: type[BaseClientParser]) -> bool:
+    """Whether, without client hints, a client that a parser of `parser_class` finds takes its
+    name and type from the regex that matched (and the app details of the name) and from
+    nothing its `parse` does after `_parse`: its version and the browser's engine (all that
+    Browser.set_details adds) do not change them. Read off which methods it has of its own."""
+    base = BaseClientParser
+    return parser_class.set_details in (base.set_details, _Browser.set_details) and all(
+        getattr(parser_class, method) is getattr(base, method) for method in (
+            "__init__", "parse", "_parse", "extract_version", "_set_data_from_field", "name",
+            "dtype"))
+
+
+class _KindDetector(_Detector):
+    """What `detect_kind` reads: whether a bot is found, and the client's name and type; not
+    the rest of the client (version, engine, ...). Each client parser's list is walked through
+    its index (uaprefilter) after one scan of the user agent, and a parser that takes its
+    client's name from its regex (`_named_by_its_regex`) is not made. Proven equal to
+    device-detector's kind by tests/bench/prove_uaprefilter.py."""
+
+    __slots__ = ()
+
+    def __init__(self, ua: str) -> None:  # DeviceDetector's, for a user agent without headers
+        self.user_agent_lower = lowered = ua.lower()
+        self.user_agent = clean_ua(ua, lowered)
+        self.client = self.bot = self.client_hints = None
+        self.skip_bot_detection = False
+        self.all_details = {"normalized": ""}
+        self.headers = {}
+
+    def parse_bot(self) -> None:
+        """No Bot parser where its words rule a bot out (Bot.check_all_regexes is false)."""
+        ua = self.user_agent
+        if ua.isascii():
+            lowered = ua.lower()
+            steps = _steps()
+            words = steps.bot_words
+            if (words is not None and words.isdisjoint(steps.scan(lowered))
+                    and lowered not in GENERIC_BOT_UAS):
+                return
+        super().parse_bot()
+
+    def parse_client(self) -> None:
+        ua = self.user_agent
+        if not ua.isascii() or not _NAMELESS_UNKNOWN:
+            return super().parse_client()
+        lowered = ua.lower()
+        steps = _steps()
+        found = steps.scan(lowered)
+        for parser_class, words, index, own_check in steps.clients:
+            if index is None:  # not one of those named by their regex
+                if not _skipped(parser_class, ua, lowered):
+                    client = parser_class(ua, None).parse().ua_data
+                    if client:
+                        self.all_details["client"] = client
+                        return None
+                continue
+            if (words is not None and words.isdisjoint(found) and not (
+                    own_check and parser_class(ua, None).check_all_regexes())):
+                continue  # its `_parse` walks no list
+            client = _named_client(parser_class, index, ua, lowered)
+            if client:
+                self.all_details["client"] = client
+                return None
+        self.extract_app_id()
+        return None
+
+
+def _named_client(parser_class: type[BaseClientParser], index: uaprefilter.Index, ua: str,
+                  lowered: str) -> dict | None:
+    """The name and type of the client a parser of `parser_class` (named by its regex) finds
+    in `ua` once its words are found, as its `parse` makes them; None if it finds none."""
+    for entry in index.candidates(lowered):  # what Parser._parse walks
+        match = entry["regex"].search(ua)
+        if match:
+            break
+    else:
+        return None
+    name = entry.get("name")
+    if not isinstance(name, str):  # not as client lists have it: let `parse` tell
+        return parser_class(ua, None).parse().ua_data or None
+    if "\\g<" in name:  # Parser._set_data_from_field
+        name = perform_substitutions(name, match, ".")
+    client = {"name": name, "type": entry.get("type") or parser_class.APP_TYPE}
+    custom = app_custom_details().get(name.lower())  # BaseClientParser.set_details
+    return client | custom if custom else client
+
+
+class _Steps:
+    """How `_KindDetector` tries each client parser, worked out once the index is loaded:
+    (parser class, the numbers of its words or None, the index of its list if it is named by
+    its regex, whether it has a check_all_regexes of its own); and Bot's words."""
+
+    def __init__(self) -> None:
+        self.scan, self.bot_words = uaprefilter.words_of(Bot)
+        self.clients = []
+        for parser_class in _Detector.CLIENT_PARSERS:
+            _, words = uaprefilter.words_of(parser_class)
+            named = parser_class in _NAMED_BY_REGEX
+            self.clients.append((
+                parser_class, words,
+                uaprefilter.index_of(parser_class) if named else None,
+                parser_class.check_all_regexes is not BaseClientParser.check_all_regexes))
+
+
+def _steps() -> _Steps:
+    attached = uaprefilter.attached(uaprefilter.CLIENTS)
+    steps = attached.get(_Steps)
+    if steps is None:
+        steps = attached[_Steps] = _Steps()
+    return steps
+
+
 _CHECKED_ONLY = frozenset(filter(_checked_only, _Detector.CLIENT_PARSERS))
+_NAMED_BY_REGEX = frozenset(filter(_named_by_its_regex, _Detector.CLIENT_PARSERS))
 # A parse that finds nothing ends with the app details of the name "": none, or it finds those.
 _NAMELESS_UNKNOWN = "" not in app_custom_details()
 
@@ -254,15 +371,16 @@ def detect(ua: str) -> UserAgentInfo:
 
 
 def detect_kind(ua: str) -> str:
-    """`detect(ua).kind` for ~1/5 of the cost: skips the OS and device databases, and nearly
-    always the normalizer (~1/3 of the rest).
+    """`detect(ua).kind` for a small share of the cost (~30 us against ~0.3-1 ms): skips the
+    OS and device databases, nearly always the normalizer, and all of the client but its name
+    and type (`_KindDetector`).
 
     device-detector parses no client of a worthless user agent (gibberish, a UUID, ...: see
     `DeviceDetector.is_worthless`), and finding that out costs as much as the client parse.
     The client parse neither reads nor changes what it depends on, so it is done first: only a
     client that makes the kind (headless, library) needs the check. If the parse of one that
     device-detector would not have parsed fails, it is left out as device-detector does."""
-    dd = _detector(ua)
+    dd = _KindDetector(ua) if PREFILTERED else _detector(ua)
     dd.parse_bot()
     if dd.is_bot():
         return "bot"

@@ -171,6 +171,10 @@ CLIENTS = ['{"ac":"CCDesktop_app","av":"4.8.1.435"}', ' [["app", "Foo"], ["ver",
            "target=LetGo; appVersion=1.58.0; bundle=com.letgo.ios; build=524",
            "Feedly/1.0 (+http://www.feedly.com/fetcher.html; like FeedFetcher-Google)",
            "VLC/3.0.18 LibVLC/3.0.18", "Thunderbird/115.3.1", "curl/8.5.0", "Wget/1.21.4",
+           # "=" but not only "key=value" pairs: not for DictUA
+           "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15"
+           " Instagram 326.0.0 (iPhone14,1; iOS 17_1; en_US; en; scale=3.00; 1170x2532)",
+           "app=Foo; build", "app=Foo; v=1=2",
            "Photoshop/22.0 com.adobe.photoshop/22.0 (Macintosh)"]
 
 
@@ -197,6 +201,43 @@ def test_client_parsers_left_out_would_find_nothing():
     assert found >= len(CLIENTS)
     assert all(DictUA(ua, None).parse().ua_data for ua in CLIENTS[:3])
     assert AdobeCC(CLIENTS[-1], None).parse().ua_data["name"] == "Adobe Photoshop"
+
+
+# Kinds and clients made otherwise than by a browser's regex: a bogus name that is a bot, a
+# library named by the generic extractors, a client named by its app id, iOS and Darwin
+# fragments, Headless Chrome, not ASCII, monitors.
+KINDS = [("firefox", "bot"), ("EmarsysPredictSDK|osversion:15.3|platform:ios", "library"),
+         ("Akamai NetSession C-API (win;AdDLMgr;capi_1.9.2;Vista)", "library"),
+         ("com.batch.ios/1.11.0 com.gemsoftware.textme/3.12.8 (iPad6.12;iOS 12.1.4)", ""),
+         ("iPhone12mini", ""), ("Chrome/120.0.1 CFNetwork/1.0", ""),
+         ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+          " HeadlessChrome/120.0.0.0 Safari/537.36", "headless"),
+         ("python-requests/2.31.0", "library"), ("Go-http-client/2.0", "library"),
+         ("\u0623\u0646\u063a\u0627\u0645\u064a/601041 CFNetwork/1335.0.3 Darwin/21.6.0", ""),
+         ("kube-probe/1.29", "monitor"), ("curl/8.5.0 healthcheck", "monitor")]
+# Named by the regex's group ("\\g<1>"), then renamed by the app details (a messenger).
+TELEGRAM = "TelegramLite/1.1 (iPhone; iOS 18.5; Scale/3.00)"
+
+
+def test_the_kind_alone_is_device_detectors():
+    """detect_kind reads a client's name and type only: as device-detector's whole parse."""
+    for ua, kind in KINDS:
+        plain = DeviceDetector(ua, check_cache=False).parse()
+        assert uadetect.detect_kind(ua) == uadetect._kind(plain) == kind, ua
+    for ua in [TELEGRAM, *SAMPLES, *ODD, *CLIENTS]:
+        plain = DeviceDetector(ua, check_cache=False).parse()
+        assert uadetect.detect_kind(ua) == uadetect._kind(plain), ua
+        dd = uadetect._KindDetector(ua)
+        dd.parse_bot()
+        if not plain.is_bot():
+            dd.parse_client()
+            assert (dd.client_name(), dd.client_type()) == (plain.client_name(),
+                                                            plain.client_type()), ua
+    assert (dd.client_name(), dd.client_type()) != ("", "")
+    telegram = uadetect._KindDetector(TELEGRAM)
+    telegram.parse_client()
+    assert (telegram.client_name(), telegram.client_type()) == ("Telegram Messenger",
+                                                                "messaging")
 
 
 def test_the_saved_table_is_read_back_and_a_damaged_one_made_again(monkeypatch, tmp_path):
@@ -229,3 +270,36 @@ def test_the_saved_table_is_read_back_and_a_damaged_one_made_again(monkeypatch, 
         assert fresh(worked_out=True) == made
         with open(path, encoding="utf-8") as f:
             assert f.read() == text  # saved again
+
+
+def test_kept_indexes_are_read_back_and_damaged_ones_made_again(monkeypatch, tmp_path):
+    before = [(uadetect.detect_kind(ua), uadetect.detect(ua)) for ua in SAMPLES + ODD]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    clients = uaprefilter.CLIENTS
+    path = uaprefilter.layout_path(clients)
+
+    def fresh(made_again: bool) -> tuple:
+        """The clients' indexes as a new process has them."""
+        monkeypatch.setattr(uaprefilter, "_shared", {})
+        calls = []
+        words = uaprefilter._corasick_words
+        monkeypatch.setattr(uaprefilter, "_corasick_words",
+                            lambda *key: calls.append(key) or words(*key))
+        lists = uaprefilter._lists(clients)
+        assert bool(calls) == made_again
+        return (lists.scan.numbers, lists.words,
+                {files: index.layout() for files, index in lists.indexes.items()})
+
+    made = fresh(made_again=True)  # none kept yet
+    assert os.path.exists(path) and len(made[0]) > 5000
+    assert fresh(made_again=False) == made
+    assert [(uadetect.detect_kind(ua), uadetect.detect(ua)) for ua in SAMPLES + ODD] == before
+    with open(path, "rb") as f:
+        data = f.read()
+    for bad in (data[:16] + data[16:].replace(b"firefox", b"firefux", 1), data[: len(data) // 2],
+                b"", bytes(17)):
+        with open(path, "wb") as f:
+            f.write(bad)
+        assert fresh(made_again=True) == made
+        with open(path, "rb") as f:
+            assert f.read() == data  # kept again

@@ -155,6 +155,18 @@ def test_what_another_process_found_meanwhile_is_taken_before_classifying(
     assert counted == ["curl/8.5.0"]
 
 
+def test_what_is_learned_is_known_and_used_a_kind_not_replacing_a_full_answer() -> None:
+    clf = UserAgentClassifier()
+    full, kind_only, imported = (useragents.ua_key(ua) for ua in ("a/1", "b/1", "c/1"))
+    clf.import_cache([(imported, ("library",))])  # from an earlier run, not used yet
+    clf.remember("a/1", UserAgentInfo(browser="Safari"))
+    clf.learn([(full, "bot"), (kind_only, "bot"), (kind_only, "library"), (imported, "")])
+    assert clf.known("a/1") == UserAgentInfo(browser="Safari")  # the full answer stays
+    assert clf.kind("b/1") == "library"  # the last one told
+    assert dict(clf.export_cache()) == {full: astuple(UserAgentInfo(browser="Safari")),
+                                        kind_only: ("library",), imported: ("",)}
+
+
 def test_an_open_agent_lookup_has_kinds_classified_fully(counted: list[str]) -> None:
     """While an export's AgentLookup is open, the bot filter's `kind` makes the full
     classification (in the parse workers, which share `kinds` with the main process), so the
