@@ -93,9 +93,11 @@ class EventColumns:
                             BadAddress)
         else:
             peers, known = col["client_ip"], self._addresses
-            if len(known) >= CACHE_LIMIT:
+            fresh = set(peers).difference(known)
+            if len(known) + len(fresh) > CACHE_LIMIT:
                 known.clear()
-            own = resolver.own(set(peers).difference(known))  # at once, not one by one
+                fresh = set(peers)
+            own = resolver.own(fresh)  # at once, not one by one
             known.update(zip(own, own, strict=True))
             ips = _each(lambda key: resolver.address(key, None), peers, refused, BadAddress,
                         known=known)
@@ -239,7 +241,7 @@ def _each_row(function: Callable[..., object], columns: list[list], refused: set
     answers = None
     if known is not None:  # kept for the last fixed values only
         answers = known.get(tuple(fixed))
-        if answers is None or len(answers) >= CACHE_LIMIT:
+        if answers is None:
             known.clear()
             answers = known[tuple(fixed)] = {}
     return _each(call, keys, refused, *errors, known=answers)
@@ -252,8 +254,12 @@ def _each(function: Callable[[Hashable], object], keys: Iterable[Hashable], refu
     to `refused` (their value: _FAILED; not added to `known`)."""
     keys = list(keys)
     answers = {} if known is None else known
+    missing = set(keys).difference(answers)
+    if len(answers) + len(missing) > CACHE_LIMIT:  # kept: at most a chunk's, or the limit
+        answers.clear()
+        missing = set(keys)
     failed = set()
-    for key in set(keys).difference(answers):
+    for key in missing:
         try:
             answer = function(key)
         except errors:

@@ -249,7 +249,10 @@ class _KindDetector(_Detector):
 
     __slots__ = ()
 
-    def __init__(self, ua: str) -> None:  # DeviceDetector's, for a user agent without headers
+    def __init__(self, ua: str) -> None:
+        # DeviceDetector's, for a user agent without headers, setting only what the bot and
+        # client parses read (not the OS or device ones): sure for the library version
+        # uaprefilter was proven on only, the one this class is used with (PREFILTERED).
         self.user_agent_lower = lowered = ua.lower()
         self.user_agent = clean_ua(ua, lowered)
         self.client = self.bot = self.client_hints = None
@@ -277,7 +280,7 @@ class _KindDetector(_Detector):
         steps = _steps()
         found = steps.scan(lowered)
         for parser_class, words, index, own_check in steps.clients:
-            if index is None:  # not one of those named by their regex
+            if index is None:  # not named by its regex (or its list is empty): parsed
                 if not _skipped(parser_class, ua, lowered):
                     client = parser_class(ua, None).parse().ua_data
                     if client:

@@ -141,8 +141,13 @@ def _keep(path: str, data: bytes) -> None:
     with contextlib.suppress(OSError):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with tempfile.NamedTemporaryFile("wb", dir=os.path.dirname(path), delete=False) as f:
-            f.write(data)
-        os.replace(f.name, path)
+            try:
+                f.write(data)
+                f.close()
+                os.replace(f.name, path)
+            except OSError:  # a full disk: no half-written file left behind
+                os.unlink(f.name)
+                raise
 
 
 def _digest(text: str) -> str:
@@ -379,9 +384,10 @@ class _Lists:
                 "needles": list(scan.numbers), "words": words,
                 "lists": {files: (len(lists[files]), *index.layout())
                           for files, index in self.indexes.items()}})
-        # parser class -> the numbers of its words (None: it has none, it searches its list)
-        self.words: dict[type, frozenset[int] | None] = {
-            parser: words[parser.__name__, tuple(parser.fixture_files)] for parser in parsers}
+        # (a parser class's name, its files) -> the numbers of its words (None: it has none, it
+        # searches its list): by name, as device-detector finds a parser's words, so a class
+        # made after these (uadetect's _Browser, "Browser") has them too
+        self.words: dict[tuple[str, tuple[str, ...]], frozenset[int] | None] = words
         scan.seal()
         self.attached: dict = {}  # see `attached`
 
@@ -423,7 +429,7 @@ def _corasick_words(name: str, files: tuple[str, ...]) -> set[str]:
 
 
 NORMALIZE_LIST = (NORMALIZE_FIXTURE,)
-_UNKNOWN = object()  # a parser class `_Lists` has not met
+_UNKNOWN = object()  # a parser name `_Lists` has not met
 _wrapped: list[Prefiltered] = []  # see _wrap_module_regexes
 _shared: dict[str, _Lists] = {}
 _groups: dict[tuple[str, ...], str] = {}
@@ -454,20 +460,25 @@ def _check_all_regexes(parser: Parser) -> bool:
 
 def words_found(parser_class: type[Parser], lowered: str) -> bool | None:
     """`Parser.check_all_regexes` of a parser of `parser_class` for the user agent `lowered`
-    is the lower case of; None for a parser class made since the index."""
-    lists = _lists(group(tuple(parser_class.fixture_files)))
-    words = lists.words.get(parser_class, _UNKNOWN)
+    is the lower case of; None for a parser whose name the index does not know."""
+    scan, words = _words(parser_class)
     if words is _UNKNOWN:
         return None
-    return words is None or not words.isdisjoint(lists.scan(lowered))
+    return words is None or not words.isdisjoint(scan(lowered))
 
 
 def words_of(parser_class: type[Parser]) -> tuple[Scan, frozenset[int] | None]:
     """The Scan of the group of `parser_class`'s list and the numbers of the class's words
     in it: where the scan of a user agent finds none, its `check_all_regexes` is false (None:
-    it has none, it is true)."""
-    lists = _lists(group(tuple(parser_class.fixture_files)))
-    return lists.scan, lists.words[parser_class]
+    it has none, or the index does not know its name: it is true)."""
+    scan, words = _words(parser_class)
+    return scan, None if words is _UNKNOWN else words
+
+
+def _words(parser_class: type[Parser]) -> tuple[Scan, frozenset[int] | None | object]:
+    files = tuple(parser_class.fixture_files)
+    lists = _lists(group(files))
+    return lists.scan, lists.words.get((parser_class.__name__, files), _UNKNOWN)
 
 
 def attached(name: str) -> dict:

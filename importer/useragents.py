@@ -215,7 +215,7 @@ class UserAgentClassifier:
             value = self._known.get(key)
         if value:
             answer = self._answer(key, value)
-        else:  # found out here, and so far by nobody else
+        else:  # found out here, and so far by nobody else: `_put` without its look-ups
             answer = self._detect(ua) if self.full_kinds else detect_kind(ua)
             self._known[key] = 2 * self._number(answer) + 1
             if self.found is not None:

@@ -77,8 +77,13 @@ def dash(value: str | None) -> str | None:
 
 
 def _ints(texts: list[str]) -> list[int] | None:
-    """`int_or_none` of each text, where every one is a number; else None."""
-    return list(map(int, texts)) if "".join(texts).isdecimal() and "" not in texts else None
+    """`int_or_none` of each text, where every one is a number int() takes; else None."""
+    if not "".join(texts).isdecimal() or "" in texts:
+        return None
+    try:
+        return list(map(int, texts))
+    except ValueError:  # more digits than int() takes (sys.get_int_max_str_digits)
+        return None
 
 
 def _dashes(texts: list[str]) -> list[str] | None:

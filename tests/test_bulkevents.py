@@ -239,6 +239,42 @@ def test_each_row_gives_what_its_line_gives(tmp_path, case):
     checkpoint.close()
 
 
+def test_a_size_int_cannot_hold_is_left_to_the_per_line_path(tmp_path, tiny_chunks):
+    """More digits than int() takes (4,300) among sizes that are mostly distinct (converted as
+    a list at once): that row is left to the per-line path, which says it is malformed; the
+    run does not stop."""
+    args = build_parser().parse_args(["send", "x.log", "--domain", "example.com"])
+    events = EventColumns.of(builder_from_args(args, Counters()), Checkpoint(), None)
+    line = '203.0.113.9 - - [01/Mar/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 {size} "-" "F"'
+    texts = [line.format(size=size) for size in range(1, 9)]
+    texts[3] = line.format(size="7" * 5000)
+    kept, columns = events.make(get_parser("combined").table(texts), list(range(8)), keyed=True)
+    assert kept == [0, 1, 2, 4, 5, 6, 7] and len(columns[-1]) == 7
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(texts) + "\n")
+    *_, summary = run_cli(tmp_path, log, "combined", 2, [])
+    assert summary["lines_read"] == 8 and summary["malformed"] == 1
+
+
+def test_what_is_kept_from_chunk_to_chunk_is_bounded(monkeypatch):
+    """Addresses and pages kept between chunks: never more than CACHE_LIMIT of them (or one
+    chunk's), and the same answers when they were dropped."""
+    from importer import bulkevents
+
+    monkeypatch.setattr(bulkevents, "CACHE_LIMIT", 10)
+    args = build_parser().parse_args(["send", "x.log", "--domain", "example.com"])
+    events = EventColumns.of(builder_from_args(args, Counters()), None, None)
+    line = '203.0.113.{n} - - [01/Mar/2026:00:00:00 +0000] "GET /p{n} HTTP/1.1" 200 5 "-" "F"'
+    for chunk in range(6):
+        numbers = range(8 * chunk, 8 * chunk + 8)
+        table = get_parser("combined").table([line.format(n=n) for n in numbers])
+        kept, (_, urls, _, ips, *_) = events.make(table, list(range(8)), keyed=False)
+        assert ips == [f"203.0.113.{n}" for n in numbers]
+        assert urls == [f"https://example.com/p{n}" for n in numbers]
+        assert len(events._addresses) <= 10
+        assert sum(map(len, events._pages.values())) <= 10
+
+
 def test_rows_whose_line_would_say_something_are_left_to_it():
     """A download, a bad address, a URL cut or too long, a prop that may be cut: their lines
     count or note something, so `make` leaves them to the per-line path (wherever the sieve

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from importer import eventkeys
 from importer.eventkeys import KEY_FIELDS
 from importer.events import Event
 from importer.filters import FilterChain
@@ -466,6 +467,26 @@ def test_runs_without_durable_state_spill_dedupe_keys_and_still_find_duplicates(
     if readonly_state:
         seen = sqlite3.connect(state).execute("SELECT count(*) FROM seen").fetchone()[0]
         assert seen == 10
+
+
+def test_event_keys_are_the_bytes_earlier_runs_stored():
+    """State files keep these keys: the same record under the same secret must always give
+    the same bytes (written down from the first release's code), by record or by columns."""
+    hasher = eventkeys.event_hasher(bytes(range(32)))
+    whole = dict(time=1772323200.0, client_ip="203.0.113.9", method="GET", uri="/a?b=c",
+                 protocol="HTTP/1.1", status=200, bytes_sent=512, referrer="",
+                 user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+                 host="example.com", scheme="https", xff=None, content_type=None, fields={})
+    records = [LogRecord(**whole), LogRecord(**{**whole, "xff": "198.51.100.7"}),
+               LogRecord(**{**whole, "time": 1772323200.25, "uri": "/\u00e9", "status": None,
+                            "bytes_sent": None, "user_agent": "", "host": None})]
+    expected = ["259af4049f68acb65a12bdbcd94c6fe6", "a077cf108ba902b87802ed93685487f1",
+                "59cd66ed146fb67bcd3431e75a355a81"]
+    assert [eventkeys.event_key(record, hasher).hex() for record in records] == expected
+    columns = [[getattr(record, field) for record in records] for field in KEY_FIELDS]
+    assert [key.hex() for key in eventkeys.keys_of(hasher, columns)] == expected
+    assert [key.hex() for key in eventkeys.keys_of(hasher, [c[:1] for c in columns])] == \
+        expected[:1]  # all whole seconds: the faster way to write them
 
 
 @pytest.mark.parametrize("times", [
