@@ -22,9 +22,10 @@ from parsers.columns import Derived, Table
 from parsers.records import MANY, MANY_DISTINCT
 
 from .clientip import BadAddress
+from .eventkeys import KEY_FIELDS
 from .events import Event
 from .filters import is_download
-from .state import KEY_FIELDS, Checkpoint
+from .state import Checkpoint
 from .transform import MAX_PROP_VALUE_BYTES, EventBuilder, MalformedRecord
 from .urls import path_of
 

@@ -113,16 +113,21 @@ class Pipeline:
         try:
             parser = self._parser_for(head)
         except UnknownFormat as exc:
-            # One unreadable file must not stop the others: report it, exit 2 at the end.
-            message = f"{source.name}: {exc}"
-            print(f"plausible-import: error: {message}", file=sys.stderr)
-            self.failed_inputs.append(source.name)
-            self.counters.warn(message.splitlines()[0] + " (file skipped)")
-            return
+            if len(head) < SNIFF_LINES and not any(line.text.strip() for line in head):
+                # Nothing to tell a format by, and nothing to import: an empty file (a log
+                # just rotated), blank lines (counted before any parsing), a first line still
+                # being written (the next run reads it). Not an error.
+                parser = None
+            else:
+                # One unreadable file must not stop the others: report it, exit 2 at the end.
+                print(f"plausible-import: error: {source.name}: {exc}", file=sys.stderr)
+                self.failed_inputs.append(source.name)
+                self.counters.warn(f"{source.name}: {exc.summary} (file skipped)")
+                return
         sniffed = head
         if start:
             head, lines = _resume(parser, head, lines, source, start, lineno)
-        if not polling and self._workers.takes(source):  # a big file: read by chunks
+        if not polling and parser is not None and self._workers.takes(source):  # by chunks
             lines.close()
             self._workers.run(source, sniffed, start, lineno, cursor, bar, parser)
         else:
@@ -156,7 +161,8 @@ class Pipeline:
         if 2 * sum(map(classifier.is_new, agents)) > len(agents):
             preload()
 
-    def _read(self, source: Source, lines, parser: Parser, cursor: Cursor | None, bar) -> None:
+    def _read(self, source: Source, lines, parser: Parser | None, cursor: Cursor | None,
+              bar) -> None:
         counters = self.counters
         examine, settle, keyed = self._examine, self._settle, cursor is not None
         last_position = 0
@@ -270,11 +276,13 @@ def _explain(parser: Parser, text: str, exc: ParseError) -> str:
         f" ({detail})" if detail != exc.reason else "")
 
 
-def _resume(parser: Parser, head: list[Line], lines, source: Source, start: int, lineno: int):
-    """Continue at `start`, where an earlier run got to. The parser still sees the lines before
-    it among the first ones read: a W3C or CloudFront header there names the columns."""
+def _resume(parser: Parser | None, head: list[Line], lines, source: Source, start: int,
+            lineno: int):
+    """Continue at `start`, where an earlier run got to. The parser (if any: see `_run_source`)
+    still sees the lines before it among the first ones read: a W3C or CloudFront header there
+    names the columns."""
     for line in head:
-        if line.end > start:
+        if line.end > start or parser is None:
             break
         with contextlib.suppress(ParseError, SkipLine):
             parser.parse(line.text)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KEY_BYTES = 16  # state.event_key's digest size
+KEY_BYTES = 16  # eventkeys.event_key's digest size
 STRIDE = 64  # keys per entry of a run's in-memory time index
 NO_TIME = -math.inf  # where keys of events without a (comparable) time sort
 

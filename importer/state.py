@@ -24,10 +24,10 @@ Schema (version 1):
     pending, pending_to     events the last run could not deliver, and the offset after the
                             last of them (pending is cleared once a run has read past it)
     first_seen, updated     unix times
-  seen(key, file_id)  keyed BLAKE2b (16 bytes) of (time, client IP, user agent, method, request
-                      target, status, size, virtual host, X-Forwarded-For if logged) of every
-                      event sent or dead-lettered, and the file it came from (--forget drops
-                      them with the file)
+  seen(key, file_id)  keyed BLAKE2b (16 bytes, importer/eventkeys.py) of (time, client IP,
+                      user agent, method, request target, status, size, virtual host,
+                      X-Forwarded-For if logged) of every event sent or dead-lettered, and the
+                      file it came from (--forget drops them with the file)
   runs                pid, started, finished, in_flight (the sink's concurrency): a run left
                       unfinished was killed, and up to in_flight of its events may have reached
                       Plausible without being recorded; the next run reports it.
@@ -56,13 +56,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from urllib.parse import urlsplit
-
-import numpy as np
 
 from parsers.base import LogRecord
 
+from . import eventkeys
 from .cursor import DEAD_LETTERED, SENT, UNDELIVERED, Cursor, Entry, file_row, settle
 from .events import Event
 from .runkeys import RunKeys
@@ -112,52 +110,6 @@ def default_state_path(url: str | None, domains: str) -> str:
     host = urlsplit(target).hostname or "no-url"
     slug = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{host}_{sites[0] if sites else 'none'}")[:80]
     return os.path.join(state_dir(), f"{slug}_{digest}.sqlite")
-
-
-def event_hasher(secret: bytes) -> hashlib.blake2b:
-    """The keyed hash events are known by; `event_key` copies it (keying costs more than
-    hashing a line)."""
-    return hashlib.blake2b(key=secret, digest_size=16, person=b"event")
-
-
-def event_key(record: LogRecord, hasher: hashlib.blake2b) -> bytes:
-    """What makes two log lines the same event: same time, client, user agent, method, target,
-    status, size and virtual host. Keyed, so the state file reveals none of them."""
-    return _key(hasher, record.time, record.client_ip, record.user_agent, record.method,
-                record.uri, record.status, record.bytes_sent, record.host, record.xff)
-
-
-def _key(hasher: hashlib.blake2b, time, client_ip, user_agent, method, uri, status, bytes_sent,
-         host, xff) -> bytes:
-    """`event_key` of a record with these fields."""
-    h = hasher.copy()
-    h.update(f"{time}\0{client_ip}\0{user_agent}\0{method}\0{uri}\0{status}\0{bytes_sent}\0"
-             f"{host}".encode("utf-8", "surrogateescape"))
-    if xff is not None:
-        # Behind a proxy the logged client is the proxy: two visitors on the same page in the
-        # same second differ only here. Hashed only when logged, so keys of logs without it
-        # stay what earlier runs stored.
-        h.update(f"\0{xff}".encode("utf-8", "surrogateescape"))
-    return h.digest()
-
-
-def _stamps(times: Sequence[float | None]) -> Sequence[float | str | None]:
-    """The times as `_key` writes them, where they are all whole seconds since 1970: a
-    float's str() (its repr) is 'N.0' then, and an int's costs a third as much."""
-    if set(map(type, times)) != {float}:  # some None (or an int, which str() writes as is)
-        return times
-    seconds = np.fromiter(times, np.float64, len(times))
-    if not ((seconds > 0) & (seconds < 1e15)).all():  # repr goes 1e+16 from there; NaN
-        return times
-    whole = seconds.astype(np.int64)
-    if not (whole == seconds).all():
-        return times
-    return [f"{second}.0" for second in whole.tolist()]
-
-
-# The record fields an event's key is made of, in `_key`'s order (see Checkpoint.keys_of).
-KEY_FIELDS = ("time", "client_ip", "user_agent", "method", "uri", "status", "bytes_sent",
-              "host", "xff")
 
 
 class _Journal:
@@ -236,7 +188,7 @@ class Checkpoint:
         self._lockfile = _take_lock(path) if self.durable else None
         self.db = self._connect(path, readonly)
         self.secret = self._meta("secret")
-        self._hasher = event_hasher(self.secret)
+        self._hasher = eventkeys.event_hasher(self.secret)
         self.max_time = float(self._meta("max_time") or "-inf")
         if self.durable:
             if target:
@@ -370,12 +322,11 @@ class Checkpoint:
     # -- dedupe --
 
     def key(self, record: LogRecord) -> bytes:
-        return event_key(record, self._hasher)
+        return eventkeys.event_key(record, self._hasher)
 
     def keys_of(self, columns: Sequence[Sequence]) -> list[bytes]:
         """`key` of many records at once, from a column of each of KEY_FIELDS."""
-        times, *others = columns
-        return list(map(partial(_key, self._hasher), _stamps(times), *others))
+        return eventkeys.keys_of(self._hasher, columns)
 
     def seen_in(self, key: bytes) -> int | None:
         """The file a recorded event came from (0 for standard input); None if unknown."""

@@ -60,7 +60,12 @@ def load_all() -> dict[str, Preset]:
 
 
 class UnknownFormat(ValueError):
-    """No preset fits a file; the message names the closest ones and where the first line failed."""
+    """No preset fits a file; the message names the closest ones and where the first line failed.
+    `summary`: the message in one line (a warning's)."""
+
+    def __init__(self, message: str, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message.splitlines()[0]
 
 
 def get_parser(spec: str, times: TimeParser | None = None) -> Parser:
@@ -142,7 +147,8 @@ def detect(lines: list[str], times: TimeParser | None = None) -> Parser:
     trials.sort(key=lambda t: (t.ok, t.filled), reverse=True)
     if sample and trials and trials[0].ok / len(sample) >= 0.5:
         return trials[0].parser
-    raise UnknownFormat(_closest_message(sample, trials))
+    raise UnknownFormat(_closest_message(sample, trials),
+                        "no known format fits" if sample else None)
 
 
 def _try(preset: Preset, times: TimeParser, sample: list[tuple[int, str]]) -> _Trial:

@@ -48,7 +48,7 @@ def test_knows_exactly_the_keys_added_across_spills(seed):
 
 
 def test_a_key_is_known_only_with_its_own_time():
-    """The time is part of the key (state.event_key hashes it): a lookup searches that second."""
+    """The time is part of the key (eventkeys.event_key hashes it): a lookup searches its second."""
     store = RunKeys(limit=2)
     store.add(b"k" * 16, 100.0)
     store.add(b"j" * 16, 101.0)

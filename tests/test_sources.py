@@ -219,6 +219,27 @@ def test_unfinished_last_line_of_a_file_being_written_is_left(tmp_path, capsys):
     assert [ln.text for ln in source.lines()] == [LINE, LINE[:40]] and not source.held_back
 
 
+def test_a_file_with_nothing_to_import_yet_is_not_an_error(tmp_path, capsys):
+    """An empty file (a log just rotated), one of blank lines, one whose first line is still
+    being written: no format to detect, nothing wrong; the other files are read."""
+    good = tmp_path / "access.log.1"
+    good.write_text(LINE + "\n")
+    (tmp_path / "access.log").write_text("")
+    (tmp_path / "blank.log").write_text("\n  \n")
+    (tmp_path / "writing.log").write_text(LINE[:40])
+    code = main(["send", str(tmp_path), "--domain", "example.com", "--dry-run", "--no-progress",
+                 "--json", "--state", str(tmp_path / "state")])
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert code == 0 and "error" not in captured.err
+    assert summary["lines_read"] == 3 and summary["filtered"] == {"blank_line": 2}
+    assert summary["notes"]["unfinished_last_line"] == 1
+    # The file being written, once its line is complete, is detected and read.
+    (tmp_path / "writing.log").write_text(LINE + "\n")
+    summary = dry_run(tmp_path, str(tmp_path / "writing.log"), capsys=capsys)
+    assert summary["lines_read"] == 1 and summary["malformed"] == 0
+
+
 def test_rejects_file_is_private_and_holds_every_malformed_line(tmp_path, capsys):
     path = tmp_path / "access.log"
     broken = [f"broken line {i}" for i in range(8)]

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from importer.eventkeys import KEY_FIELDS
 from importer.events import Event
 from importer.filters import FilterChain
 from importer.pipeline import Pipeline
 from importer.state import (
     DEAD_LETTERED,
     HEAD_BYTES,
-    KEY_FIELDS,
     SENT,
     UNDELIVERED,
     Checkpoint,

@@ -4,6 +4,7 @@ tests/bench/prove_uaprefilter.py.)"""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 from device_detector import DeviceDetector
@@ -241,7 +242,7 @@ def test_the_kind_alone_is_device_detectors():
 
 
 def test_the_saved_table_is_read_back_and_a_damaged_one_made_again(monkeypatch, tmp_path):
-    before = [(uadetect.detect_kind(ua), uadetect.detect(ua)) for ua in SAMPLES + ODD]
+    before = kinds()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     clients = uaprefilter.CLIENTS
     path = uaprefilter.table_path(clients)
@@ -256,24 +257,13 @@ def test_the_saved_table_is_read_back_and_a_damaged_one_made_again(monkeypatch, 
         assert bool(calls) == worked_out
         return table
 
-    made = fresh(worked_out=True)  # none saved yet
-    assert os.path.exists(path) and len(made) > 2000
-    assert fresh(worked_out=False) == made
-    assert [(uadetect.detect_kind(ua), uadetect.detect(ua)) for ua in SAMPLES + ODD] == before
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    damaged = [text.replace("firefox", "firefux", 1), text[: len(text) // 2], "{}"]
-    for bad in damaged:
-        assert bad != text
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(bad)
-        assert fresh(worked_out=True) == made
-        with open(path, encoding="utf-8") as f:
-            assert f.read() == text  # saved again
+    made = assert_kept(path, fresh, before, lambda text: [
+        text.replace("firefox", "firefux", 1), text[: len(text) // 2], "{}"])
+    assert len(made) > 2000
 
 
 def test_kept_indexes_are_read_back_and_damaged_ones_made_again(monkeypatch, tmp_path):
-    before = [(uadetect.detect_kind(ua), uadetect.detect(ua)) for ua in SAMPLES + ODD]
+    before = kinds()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     clients = uaprefilter.CLIENTS
     path = uaprefilter.layout_path(clients)
@@ -290,16 +280,36 @@ def test_kept_indexes_are_read_back_and_damaged_ones_made_again(monkeypatch, tmp
         return (lists.scan.numbers, lists.words,
                 {files: index.layout() for files, index in lists.indexes.items()})
 
-    made = fresh(made_again=True)  # none kept yet
-    assert os.path.exists(path) and len(made[0]) > 5000
-    assert fresh(made_again=False) == made
-    assert [(uadetect.detect_kind(ua), uadetect.detect(ua)) for ua in SAMPLES + ODD] == before
-    with open(path, "rb") as f:
-        data = f.read()
-    for bad in (data[:16] + data[16:].replace(b"firefox", b"firefux", 1), data[: len(data) // 2],
-                b"", bytes(17)):
-        with open(path, "wb") as f:
+    made = assert_kept(path, fresh, before, lambda data: [
+        data[:16] + data[16:].replace(b"firefox", b"firefux", 1), data[: len(data) // 2], b"",
+        bytes(17)])
+    assert len(made[0]) > 5000
+
+
+
+def kinds() -> list[tuple]:
+    return [(uadetect.detect_kind(ua), uadetect.detect(ua)) for ua in SAMPLES + ODD]
+
+
+def assert_kept(path: str, fresh: Callable[[bool], object], before: list[tuple],
+                damage: Callable) -> object:
+    """What a new process makes (`fresh(True)`: made, `fresh(False)`: read back) and keeps at
+    `path` is read back the same, classifies the same (`before`: `kinds()` before), and each
+    damaged version of the file (`damage` of its content) is made again and kept again as
+    it was. Returns what was made."""
+    made = fresh(True)  # none kept yet
+    assert os.path.exists(path)
+    assert fresh(False) == made
+    assert kinds() == before
+    binary = path.endswith(".marshal")
+    mode, encoding = ("b", None) if binary else ("", "utf-8")
+    with open(path, "r" + mode, encoding=encoding) as f:
+        kept = f.read()
+    for bad in damage(kept):
+        assert bad != kept
+        with open(path, "w" + mode, encoding=encoding) as f:
             f.write(bad)
-        assert fresh(made_again=True) == made
-        with open(path, "rb") as f:
-            assert f.read() == data  # kept again
+        assert fresh(True) == made
+        with open(path, "r" + mode, encoding=encoding) as f:
+            assert f.read() == kept
+    return made
