@@ -24,7 +24,10 @@ the same first lines the main process detected it on; header lines (`#Fields:`) 
 chunks are replayed before a chunk, so a W3C/CloudFront parser knows its columns anywhere (the
 workers tell which a chunk holds; the main process, which finds only where chunks of a plain
 file end, reads none of them).
-Small files, standard input and `--follow` polls are read in-process: forking costs more.
+Small files, standard input and `--follow` polls are read line by line in-process: forking
+costs more. With --workers 1 (one core) the main process reads big files by the same chunks
+(`InProcess`): the sieve and the events made column by column save it as much as they save a
+worker; its counters are counted into at once, the rest goes the same way (chunkapply.py).
 """
 from __future__ import annotations
 
@@ -36,27 +39,22 @@ import queue
 import signal
 import traceback
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import compress, repeat
-from operator import add
 from typing import TYPE_CHECKING
 
-from parsers.base import ParseError, Parser, SkipLine
+from parsers.base import Parser
 
-from .bulk import Sieve
-from .bulkevents import EventColumns
-from .chunkwork import BEGIN, END, KEY, NUMBER, TEXT, TIME, WIRE, Malformed, examine_chunk
-from .events import Event, Origin
+from .chunkapply import Applier
+from .chunkwork import Examiner, FileInfo, PlainFile, remember_header
 from .sources import CHUNK_SIZE, Chunk, Line, Source, Span
-from .summary import merge
 
 if TYPE_CHECKING:
     from .cursor import Cursor
     from .pipeline import Pipeline
     from .useragents import UserAgentClassifier
 
-MIN_BYTES = 32 << 20  # decompressed bytes (estimated) below which a file is read in-process
+MIN_BYTES = 32 << 20  # decompressed bytes (estimated) below which a file is read line by line
 COMPRESSION_RATIO = 10  # a guess at how much compressed files grow, for MIN_BYTES
 # Lines go to a worker by 4 MiB: what a chunk costs whatever its size (a pyarrow read, numpy
 # set-up, messages, lookups per distinct value) is paid a quarter as often as by the MiB
@@ -73,20 +71,67 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-@dataclass(frozen=True)
-class _File:
-    """What a worker needs to know about the file a chunk is from."""
+def runner(pipeline: Pipeline, count: int) -> Workers | InProcess:
+    """What reads the big files of a run: `count` parse workers, or (1) the main process."""
+    return Workers(pipeline, count) if count > 1 else InProcess(pipeline)
 
-    seq: int  # which file of the run: a worker makes a new parser when it changes
-    name: str
-    head: tuple[str, ...]  # the first lines, which the main process detected the format on
-    keyed: bool  # dedupe keys wanted (a checkpoint is in use)
-    texts: bool  # the candidates' line texts wanted (--explain samples)
-    path: str | None = None  # a plain file: chunks may come as a `Span` to read from it
-    # Only what dedupe and the counters need of the candidates is wanted (the sink counts
-    # them): (keys, times, texts or None) for the columns, not ~1 KiB an event to pickle.
-    slim: bool = False
-    headers: bool = False  # the parser learns from header lines: those of each chunk wanted
+
+def _big(source: Source) -> bool:
+    """Whether `source` is a file big enough to be read by chunks."""
+    if source.path is None:
+        return False
+    ratio = 1 if source.compression == "plain" else COMPRESSION_RATIO
+    return source.size * ratio >= MIN_BYTES
+
+
+class InProcess(Applier):
+    """--workers 1: big files read by the chunks, sieve and column-wise events the workers
+    have (~2x less CPU than line by line), in the main process; each chunk applied as soon as
+    it is examined. The examination counts straight into the run's counters (the filters and
+    the builder count into them too), so a chunk is never dropped: a stop request ends the
+    file after the chunk being examined."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__(pipeline)
+        self._examiner: Examiner | None = None  # made for the first big file
+
+    def takes(self, source: Source) -> bool:
+        return _big(source)
+
+    def close(self) -> None:
+        if self._examiner is not None:
+            self._examiner.close()
+
+    def run(self, source: Source, head: list[Line], start: int, lineno: int,
+            cursor: Cursor | None, bar, parser: Parser) -> None:
+        """Read `source` from `start` (`lineno` lines before it) as the serial loop would."""
+        if self._examiner is None:
+            self._examiner = Examiner(self.pipeline)
+        examine, pipeline = self._examiner, self.pipeline
+        info = self._info(source, head, cursor, parser, None)
+        known: dict[str, str] = {}  # the header lines in force (W3C, CloudFront)
+        for line in head if info.headers else ():
+            if line.end <= start:
+                remember_header(known, line.text)
+        self._lineno = lineno
+        last_position = 0
+        chunks = source.chunks(start, lineno, CHUNK_BYTES, numbered=False)
+        try:
+            for seq, chunk in enumerate(chunks):
+                if pipeline.stop_requested:
+                    break
+                with examine.posing():
+                    _, *result = examine(info, seq, chunk, tuple(known.values()))
+                result[1] = {}  # counted already
+                self._apply(source, chunk, result, cursor)
+                for text in result[-1]:
+                    remember_header(known, text)
+                if bar is not None:
+                    last_position = self._progress(bar, source, last_position)
+        finally:
+            chunks.close()
+        if bar is not None:
+            self._progress(bar, source, last_position)
 
 
 class WorkerError(RuntimeError):
@@ -101,29 +146,20 @@ class _Worker:
     busy: int = 0  # chunks sent, results not applied yet
 
 
-class Workers:
+class Workers(Applier):
     """`count` worker processes for one pipeline run, started when a file first needs them;
     `close()` ends them."""
 
     def __init__(self, pipeline: Pipeline, count: int) -> None:
-        self.pipeline = pipeline
+        super().__init__(pipeline)
         self.count = count
-        self.files = 0
         self.found = 0  # user-agent kinds the workers found out (some twice, in a race)
         self._workers: list[_Worker] = []
         self._results: multiprocessing.Queue | None = None
-        self._lineno = 0  # lines of the file before the next chunk to apply
 
     def takes(self, source: Source) -> bool:
         """Whether `source` is worth the workers: a big enough file."""
-        if source.path is None or self.count < 2:
-            return False
-        ratio = 1 if source.compression == "plain" else COMPRESSION_RATIO
-        return source.size * ratio >= MIN_BYTES
-
-    @property
-    def started(self) -> bool:
-        return bool(self._workers)
+        return self.count > 1 and _big(source)
 
     def _start(self) -> None:
         context = multiprocessing.get_context("fork")  # the workers share what is loaded
@@ -158,15 +194,10 @@ class Workers:
             cursor: Cursor | None, bar, parser: Parser) -> None:
         """Read `source` from `start` (`lineno` lines before it) as the serial loop would."""
         if not self._workers:
+            self.pipeline._before_fork(parser, head)
             self._start()
-        self.files += 1
         plain = source.compression == "plain"
-        pipeline = self.pipeline
-        slim = cursor is not None and cursor.checkpoint.run_keys is not None \
-            and getattr(pipeline.sink, "counts_only", False)
-        info = _File(self.files, source.name, tuple(line.text for line in head),
-                     cursor is not None, bool(pipeline.counters.explain),
-                     source.path if plain else None, slim, parser.headers)
+        info = self._info(source, head, cursor, parser, source.path if plain else None)
         with contextlib.ExitStack() as stack:
             if plain:  # the workers read the chunks; here only where they end
                 raw = stack.enter_context(source.open_raw())
@@ -178,7 +209,7 @@ class Workers:
             stack.callback(chunks.close)
             self._run(source, info, chunks, fd, head, start, lineno, cursor, bar)
 
-    def _run(self, source: Source, info: _File, chunks: Iterator[Chunk | Span], fd: int | None,
+    def _run(self, source: Source, info: FileInfo, chunks: Iterator[Chunk | Span], fd: int | None,
              head: list[Line], start: int, lineno: int, cursor: Cursor | None, bar) -> None:
         pipeline = self.pipeline
         # The header lines in force (W3C, CloudFront) before the next chunk to apply: those
@@ -188,9 +219,9 @@ class Workers:
         known: dict[str, str] = {}
         guess: dict[str, str] = {}
         for line in head if info.headers else ():
-            _remember_header(guess, line.text)
+            remember_header(guess, line.text)
             if line.end <= start:
-                _remember_header(known, line.text)
+                remember_header(known, line.text)
         pending: dict[int, tuple] = {}  # results that came back before their turn
         queued: deque[tuple[Chunk | Span, _Worker, dict[str, str]]] = deque()
         done = last_position = 0
@@ -226,7 +257,7 @@ class Workers:
         if bar is not None:
             bar.update(source.position - last_position)
 
-    def _take(self, source: Source, info: _File, queued: deque, pending: dict[int, tuple],
+    def _take(self, source: Source, info: FileInfo, queued: deque, pending: dict[int, tuple],
               seq: int, fd: int | None, cursor: Cursor | None, known: dict[str, str],
               guess: dict[str, str]) -> bool:
         """The first queued chunk's result applied (unless a stop is requested: dropped, a
@@ -241,11 +272,11 @@ class Workers:
         if not self.pipeline.stop_requested:
             self._apply(source, chunk, result, cursor)
             for text in result[-1]:
-                _remember_header(known, text)
-                _remember_header(guess, text)
+                remember_header(known, text)
+                remember_header(guess, text)
         return True
 
-    def _result(self, info: _File, seq: int, pending: dict[int, tuple], chunk: Chunk | Span,
+    def _result(self, info: FileInfo, seq: int, pending: dict[int, tuple], chunk: Chunk | Span,
                 worker: _Worker, replay: dict[str, str], fd: int | None,
                 known: dict[str, str]) -> tuple | None:
         """Chunk `seq`'s result, as parsed after the `known` header lines. Sent again if it
@@ -254,7 +285,7 @@ class Workers:
         while True:
             result = self._next(seq, pending)
             if result[0] is None:
-                data = _PlainFile.read_fd(fd, chunk)
+                data = PlainFile.read_fd(fd, chunk)
                 if data is None:
                     return None
                 chunk = Chunk(data, 0, chunk.start, chunk.end)
@@ -288,79 +319,6 @@ class Workers:
                 other.news.put(learned)
         _classifier().learn(learned)
 
-    def _apply(self, source: Source, chunk: Chunk | Span, result: tuple,
-               cursor: Cursor | None) -> None:
-        """A chunk's outcome, in file order: what the worker counted, then its candidate
-        events through dedupe and on to the sink."""
-        candidates, delta, malformed, lines, _ = result
-        pipeline = self.pipeline
-        counters = pipeline.counters
-        with counters.lock:  # sink threads update the counters too
-            merge(counters, delta)
-        before = self._lineno  # lines before the chunk: its line numbers start at 1
-        self._lineno += lines
-        for number, text, reason, explained in malformed:
-            pipeline._malformed(source, Line(before + number, 0, text), reason,
-                                None if explained is None else lambda e=explained: e)
-        if isinstance(candidates, tuple):
-            self._count(candidates, cursor)
-        elif candidates:
-            self._settle(source.name, candidates, before, cursor)
-        if cursor is not None and lines:
-            cursor.advance(chunk.end, self._lineno)
-
-    def _settle(self, name: str, columns: list[tuple], before: int, cursor: Cursor | None
-                ) -> None:
-        """A chunk's candidate events (columns) through dedupe and on to the sink."""
-        pipeline = self.pipeline
-        numbers = list(map(add, columns[NUMBER], repeat(before)))
-        if cursor is None or cursor.checkpoint.run_keys is None:
-            settle = pipeline._settle  # one at a time: the sink may settle each at once
-            events = _events(name, columns, numbers)
-            for event, key, text, begin, number in zip(
-                    events, columns[KEY], columns[TEXT], columns[BEGIN], numbers,
-                    strict=True):
-                settle(cursor, event, key, event.time, text or "", (begin, number - 1))
-            return
-        # Nothing settles them: deduped as a whole, then to the sink.
-        known = self._admit(cursor, columns[KEY], columns[TIME], columns[TEXT])
-        if known:
-            new = [i not in known for i in range(len(numbers))]
-            columns = [tuple(compress(column, new)) for column in columns]
-            numbers = list(compress(numbers, new))
-        pipeline.counters.events += len(numbers)
-        sink, events = pipeline.sink, _events(name, columns, numbers)
-        submit_all = getattr(sink, "submit_all", None)  # a sink may take them at once
-        if submit_all is not None:
-            submit_all(events, len(numbers))
-            return
-        submit = sink.submit
-        for event in events:
-            submit(event)
-
-    def _count(self, slim: tuple, cursor: Cursor) -> None:
-        """A chunk's candidate events as `_File.slim` has them through dedupe, and counted."""
-        keys, whens, texts = slim
-        new = len(keys) - len(self._admit(cursor, keys, whens, texts))
-        self.pipeline.counters.events += new
-        self.pipeline.sink.submit_all((), new)
-
-    def _admit(self, cursor: Cursor, keys: Sequence[bytes], whens: Sequence[float | None],
-               texts: Sequence[str | None] | None) -> dict[int, str]:
-        """A chunk's candidates deduped as a whole: those known already (index -> outcome),
-        each said as `Pipeline._known` says it."""
-        known = cursor.admit_chunk(keys, whens)
-        for i, outcome in known.items():
-            self.pipeline._known(outcome, (texts[i] or "") if texts else "")
-        return known
-
-
-def _events(name: str, columns: list[tuple], numbers: list[int]) -> Iterator[Event]:
-    """The events of candidate columns, their line numbers in the file being `numbers`."""
-    origins = map(Origin, repeat(name), numbers, columns[END])
-    return map(Event, *columns[:WIRE], origins, columns[WIRE])
-
-
 def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
     """A worker's loop: chunks in; (seq, candidates, counter delta, malformed lines, line
     count, the chunk's header lines) out, or (seq, None) for a `Span` whose bytes changed;
@@ -368,83 +326,18 @@ def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
     # Ctrl-C reaches the whole process group: the main process decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    malformed = pipeline._malformed = Malformed()
-    pipeline.origins = False
     kinds = _Learning(_classifier(), news, results, me)
-    current, parser, file = 0, None, _PlainFile()
-    sieve = Sieve.of(pipeline.filters, pipeline.counters.explain)
-    events = EventColumns.of(pipeline.builder, pipeline.checkpoint, pipeline.prepare) \
-        if sieve is not None and sieve.complete else None
-    if events is not None:
-        sieve.read_too(events.fields)
-    while True:
-        task = tasks.get()
-        if task is None:
-            file.close()
-            return
-        info, seq, chunk, headers = task
-        try:
-            kinds.exchange()
-            if info.seq != current:
-                parser = pipeline._parser_for(
-                    [Line(n, 0, text) for n, text in enumerate(info.head, 1)])
-                current = info.seq
-                file.open(info.path)
-            if isinstance(chunk, Span):
-                data = file.read(chunk)
-                if data is None:
-                    results.put((seq, None))  # changed: the main process sends the bytes
-                    continue
-                chunk = Chunk(data, 0, chunk.start, chunk.end)
-            for text in headers:  # the columns in force where this chunk starts
-                with contextlib.suppress(ParseError, SkipLine, ValueError):
-                    parser.parse(text)
-            examined = examine_chunk(pipeline, parser, info, chunk, malformed, sieve, events)
-            if info.slim and examined[0]:
-                columns = examined[0]
-                texts = columns[TEXT] if info.texts else None
-                examined = ((columns[KEY], columns[TIME], texts), *examined[1:])
-            kinds.publish()
-            found: dict[str, str] = {}
-            if info.headers:
-                _scan_headers(chunk.data, found)
-            results.put((seq, *examined, tuple(found.values())))
-        except BaseException:  # noqa: BLE001 - any failure must reach the main process
-            results.put(("error", traceback.format_exc()))
-            return
-
-
-class _PlainFile:
-    """A worker's descriptor of the plain file its chunks come from as `Span`s."""
-
-    def __init__(self) -> None:
-        self.fd: int | None = None
-
-    def open(self, path: str | None) -> None:
-        self.close()
-        if path is not None:
-            with contextlib.suppress(OSError):  # gone: each span is then sent whole
-                self.fd = os.open(path, os.O_RDONLY)
-
-    def read(self, span: Span) -> bytes | None:
-        """The span's bytes, or None if they are not the ones the main process found."""
-        return self.read_fd(self.fd, span)
-
-    @staticmethod
-    def read_fd(fd: int | None, span: Span) -> bytes | None:
-        if fd is None:
-            return None
-        try:
-            data = os.pread(fd, span.end - span.start, span.start)
-        except OSError:
-            return None
-        return data if len(data) == span.end - span.start and data.endswith(span.tail) \
-            else None
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+    examine = Examiner(pipeline)
+    with examine.posing(), contextlib.closing(examine):  # this copy of the pipeline is ours
+        while (task := tasks.get()) is not None:
+            try:
+                kinds.exchange()
+                result = examine(*task)
+                kinds.publish()
+                results.put(result)
+            except BaseException:  # noqa: BLE001 - any failure must reach the main process
+                results.put(("error", traceback.format_exc()))
+                return
 
 
 def _classifier() -> UserAgentClassifier:
@@ -493,20 +386,3 @@ class _Learning:
         if found:
             self.classifier.found = []
             self.results.put(("learned", self.me, found))
-
-
-# -- header lines (W3C, CloudFront): their latest version is replayed before each chunk -------
-
-def _remember_header(headers: dict[str, str], text: str) -> None:
-    text = text.lstrip("\ufeff")
-    if text.startswith("#"):
-        headers[text.split(":", 1)[0].split(" ", 1)[0]] = text
-
-
-def _scan_headers(data: bytes, headers: dict[str, str]) -> None:
-    # One byte is found at memchr speed, two at a tenth of it: most logs have no "#" at all.
-    if b"#" not in data or not (data.startswith((b"#", b"\xef\xbb\xbf#")) or b"\n#" in data):
-        return
-    for raw in data.split(b"\n"):
-        if raw.startswith((b"#", b"\xef\xbb\xbf#")):
-            _remember_header(headers, raw.rstrip(b"\r").decode("utf-8", "replace"))

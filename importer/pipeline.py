@@ -23,7 +23,7 @@ from .cursor import DUPLICATE, Cursor, Position
 from .events import Event, Origin
 from .filters import FilterChain
 from .follow import Follower
-from .parallel import Workers
+from .parallel import runner
 from .sources import Line, Source, expand_inputs, open_source
 from .state import Checkpoint
 from .summary import MALFORMED_SHOWN, Counters
@@ -78,7 +78,7 @@ class Pipeline:
         paths = expand_inputs(self.inputs)
         sources = [open_source(p) for p in paths]
         bar = self._progress_bar(sources)
-        self._workers = Workers(self, self.workers)
+        self._workers = runner(self, self.workers)
         try:
             for source in sources:
                 if self.stop_requested:
@@ -127,10 +127,8 @@ class Pipeline:
         sniffed = head
         if start:
             head, lines = _resume(parser, head, lines, source, start, lineno)
-        if not polling and parser is not None and self._workers.takes(source):
+        if not polling and parser is not None and self._workers.takes(source):  # by chunks
             lines.close()
-            if not self._workers.started:
-                self._before_fork(parser, sniffed)
             self._workers.run(source, sniffed, start, lineno, cursor, bar, parser)
         else:
             self._read(source, itertools.chain(head, lines), parser, cursor, bar)

@@ -1,8 +1,9 @@
 """Events made column by column in the parse workers (importer/bulkevents.py) are the events
-the per-line path makes: a run with --workers 2 (sieve + columns, chunks made tiny) gives the
-same events (values, order, origins), dedupe, counters and rejects as --workers 1 (every line
-on its own), on logs with duplicates, IPv6, X-Forwarded-For, hosts, props, a time window,
-non-ASCII and over-long URLs, bad addresses, 404s, downloads and CloudFront's encoded fields.
+the per-line path makes: a run with --workers 2 or 1 (sieve + columns, chunks made tiny) gives
+the same events (values, order, origins), dedupe, counters and rejects as a run with every line
+on its own (files below MIN_BYTES), on logs with duplicates, IPv6, X-Forwarded-For, hosts,
+props, a time window, non-ASCII and over-long URLs, bad addresses, 404s, downloads and
+CloudFront's encoded fields.
 And row by row, what `EventColumns.make` gives (dedupe keys and requests included) is what
 `Pipeline._examine` gives for the same line."""
 from __future__ import annotations
@@ -100,9 +101,21 @@ def made_count(noted: Path) -> int:
     return sum(map(int, noted.read_text().split())) if noted.exists() else 0
 
 
+LINES = 0  # for `run_cli`'s workers: 1, but the file read line by line (the reference)
+
+
 def run_cli(tmp_path: Path, log: Path, fmt: str, workers: int, options: list[str]
             ) -> tuple[str, str, dict]:
-    out, rejects = tmp_path / f"events{workers}", tmp_path / f"rejects{workers}"
+    if workers == LINES:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(parallel, "MIN_BYTES", float("inf"))
+            return run_cli_as(tmp_path, log, fmt, 1, options, "lines")
+    return run_cli_as(tmp_path, log, fmt, workers, options, str(workers))
+
+
+def run_cli_as(tmp_path: Path, log: Path, fmt: str, workers: int, options: list[str],
+               name: str) -> tuple[str, str, dict]:
+    out, rejects = tmp_path / f"events{name}", tmp_path / f"rejects{name}"
     stdout = io.StringIO()
     with redirect_stdout(stdout):
         main(["send", str(log), "--format", fmt, "--domain", "example.com", "--dry-run",
@@ -134,6 +147,7 @@ def test_workers_make_the_events_lines_make(tmp_path, monkeypatch, tiny_chunks, 
     log.write_text("\n".join(tricky_lines(3000, seed=len(case), hosts=hosts)) + "\n")
     events, rejects, summary = run_cli(tmp_path, log, fmt, 2, options)
     assert run_cli(tmp_path, log, fmt, 1, options) == (events, rejects, summary)
+    assert run_cli(tmp_path, log, fmt, LINES, options) == (events, rejects, summary)
     assert summary["events"] > 150 and summary["malformed"] >= 1
     assert summary["duplicates"] > 3
     assert made_count(made) > summary["events"] // 2  # most made column by column
@@ -160,6 +174,7 @@ def test_edge_timestamps_make_the_events_lines_make(tmp_path, monkeypatch, tiny_
     options = ["--timezone", "Europe/Berlin"]
     events, rejects, summary = run_cli(tmp_path, log, "combined", 2, options)
     assert run_cli(tmp_path, log, "combined", 1, options) == (events, rejects, summary)
+    assert run_cli(tmp_path, log, "combined", LINES, options) == (events, rejects, summary)
     assert summary["events"] > 300 and summary["malformed"] > 10
     assert made_count(made) > summary["events"] // 2
 
@@ -177,6 +192,7 @@ def test_cloudfront_events_are_the_per_line_ones(tmp_path, monkeypatch, tiny_chu
     options = ["--track-404", "--prop", "status=status"]
     events, rejects, summary = run_cli(tmp_path, log, "cloudfront", 2, options)
     assert run_cli(tmp_path, log, "cloudfront", 1, options) == (events, rejects, summary)
+    assert run_cli(tmp_path, log, "cloudfront", LINES, options) == (events, rejects, summary)
     assert summary["events"] > 300 and summary["duplicates"] >= 20
     assert made_count(made) > summary["events"] // 2
     # encoded user agents and referrers, decoded; IPv6 clients

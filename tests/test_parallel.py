@@ -1,7 +1,8 @@
-"""Parsing in worker processes (importer/parallel.py) gives exactly what parsing in-process
-gives: the same events in the same order with the same origins, the same counters (samples
-included), the same --rejects lines and the same checkpoint positions and dedupe, on generated
-logs with malformed lines, several files, gzip, CRLF, bad UTF-8 and W3C headers mid-file.
+"""Parsing big files by chunks (importer/parallel.py), in worker processes or (--workers 1) in
+the main process, gives exactly what parsing them line by line gives: the same events in the
+same order with the same origins, the same counters (samples included), the same --rejects
+lines and the same checkpoint positions and dedupe, on generated logs with malformed lines,
+several files, gzip, CRLF, bad UTF-8 and W3C headers mid-file.
 
 Chunks are made tiny so that a small file is cut into hundreds of them."""
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from importer import parallel
+from importer import chunkwork, parallel
 from importer.delivery import DryRunSink
 from importer.digests import DigestMap
 from importer.events import Event
@@ -58,8 +59,8 @@ class Recorder:
         pass
 
 
-def run(inputs: list[Path], workers: int, *, state: Path | None = None, explain: int = 0,
-        fails=lambda event: False, rules=None) -> tuple[dict, list[Event], str]:
+def run_as(inputs: list[Path], workers: int, *, state: Path | None = None, explain: int = 0,
+           fails=lambda event: False, rules=None) -> tuple[dict, list[Event], str]:
     counters = Counters(explain=explain)
     checkpoint = Checkpoint(None if state is None else str(state), in_flight=4)
     sink = Recorder(counters, checkpoint.on_done, fails)
@@ -70,6 +71,17 @@ def run(inputs: list[Path], workers: int, *, state: Path | None = None, explain:
                         sink=sink, counters=counters, filters=chain, rejects=rejects,
                         checkpoint=checkpoint, workers=workers)
     return summary_of(pipeline, checkpoint), sink.events, rejects.getvalue()
+
+
+LINES = 0  # for `run`'s workers: 1, but every file read line by line (the reference)
+
+
+def run(inputs: list[Path], workers: int, **kwargs) -> tuple[dict, list[Event], str]:
+    if workers != LINES:
+        return run_as(inputs, workers, **kwargs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parallel, "MIN_BYTES", float("inf"))
+        return run_as(inputs, 1, **kwargs)
 
 
 def summary_of(pipeline: Pipeline, checkpoint: Checkpoint) -> dict:
@@ -135,17 +147,20 @@ def logs(tmp_path: Path) -> list[Path]:
     return [b, a, c]
 
 
-def test_workers_give_what_the_main_process_gives(logs, tiny_chunks):
-    serial = run(logs, workers=1, explain=3)
-    parallel_ = run(logs, workers=2, explain=3)
-    summary, events, rejects = parallel_
+@pytest.mark.parametrize("workers", [2, 1])
+@pytest.mark.parametrize("explain", [3, 0])  # 0: the sieve decides lines in bulk
+def test_chunks_give_what_lines_give(logs, tiny_chunks, workers, explain):
+    serial = run(logs, workers=LINES, explain=explain)
+    chunked = run(logs, workers=workers, explain=explain)
+    summary, events, rejects = chunked
     assert summary["lines_read"] == 12000 + 2 + 1  # the CloudFront headers are lines too
     assert summary["malformed"] > 50 and summary["events"] > 1000
     assert summary["notes"]["invalid_utf8"] > 10
-    assert len(summary["malformed_samples"]) == 5 and summary["filter_samples"]
+    assert len(summary["malformed_samples"]) == 5
+    assert bool(summary["filter_samples"]) == bool(explain)
     assert {e.origin.source for e in events} == {str(p) for p in logs}
     assert rejects.count("\n") == summary["malformed"]
-    assert parallel_ == serial
+    assert chunked == serial
 
 
 def test_a_chunk_is_parsed_again_only_after_a_header_line_changed(tmp_path, tiny_chunks,
@@ -163,8 +178,9 @@ def test_a_chunk_is_parsed_again_only_after_a_header_line_changed(tmp_path, tiny
             rows = rows[:2] + [row for row in rows[2:] if not row.startswith("#")]
         log.write_text("".join(rows))
         results.clear()
-        serial = run([log], workers=1, explain=3)
+        serial = run([log], workers=LINES, explain=3)
         assert run([log], workers=2, explain=3) == serial
+        assert run([log], workers=1, explain=3) == serial
         again = len(results) - len(set(results))
         assert (0 < again <= 2 * parallel.IN_FLIGHT_PER_WORKER) if changed else again == 0
 
@@ -181,7 +197,7 @@ def test_checkpoint_positions_and_dedupe_match_over_reruns(tmp_path, tiny_chunks
     """Runs over a growing log and an overlapping copy, with some events undelivered each time:
     each run reads, dedupes, sends and holds back exactly as in-process."""
     results = {}
-    for workers in (1, 2):
+    for workers in (LINES, 1, 2):
         root = tmp_path / f"w{workers}"
         root.mkdir()
         log, overlap = root / "access.log", root / "overlap.log"
@@ -196,7 +212,7 @@ def test_checkpoint_positions_and_dedupe_match_over_reruns(tmp_path, tiny_chunks
                                      fails=fails)
             runs.append((summary, [(e.url, e.origin.lineno) for e in events]))
         results[workers] = json.dumps(runs).replace(str(root), "ROOT")
-    assert results[1] == results[2]
+    assert results[1] == results[2] == results[LINES]
     runs = json.loads(results[2])
     assert runs[-1][0]["events"] < runs[0][0]["events"]  # reruns send only what is new
 
@@ -224,16 +240,20 @@ def test_a_dry_run_that_only_counts_gets_what_it_counts_from_the_workers(tmp_pat
     run([log], workers=1, state=state,  # and some of this log: sent or not, read again
         fails=lambda e: zlib.crc32(e.url.encode()) % 5 == 0)
     counted = []
-    monkeypatch.setattr(parallel.Workers, "_count",
-                        lambda self, slim, cursor, real=parallel.Workers._count:
+    monkeypatch.setattr(parallel.Applier, "_count",
+                        lambda self, slim, cursor, real=parallel.Applier._count:
                         counted.append(len(slim[0])) or real(self, slim, cursor))
+    monkeypatch.setattr(parallel, "MIN_BYTES", float("inf"))
     serial, _ = dry_run([log], 1, state, None)
+    monkeypatch.setattr(parallel, "MIN_BYTES", 0)
     assert not counted
     whole, events = dry_run([log], 2, state, io.StringIO())
     assert not counted and events.count("\n") == whole["events"]
     slim, _ = dry_run([log], 2, state, None)
     assert sum(counted) > whole["events"] > 0
     assert slim == whole == serial
+    counted.clear()
+    assert dry_run([log], 1, state, None)[0] == serial and sum(counted) > whole["events"]
     assert slim["duplicates"] > 20 and slim["filtered"]["already_sent"] > 20
     assert slim["filter_samples"]["already_sent"]
 
@@ -246,17 +266,17 @@ def test_dedupe_without_state_matches_in_process(tmp_path, tiny_chunks, monkeypa
     log, copy = tmp_path / "access.log", tmp_path / "copy.log"
     log.write_bytes(b"".join(lines[:2000] + lines[1990:2010]))  # repeated lines nearby
     copy.write_bytes(b"".join(lines[500:700] + lines[1900:3000]))  # old and recent ones
-    serial = run([log, copy], workers=1, explain=3)
+    serial = run([log, copy], workers=LINES, explain=3)
     parallel_ = run([log, copy], workers=2, explain=3)
     assert parallel_[0]["duplicates"] > 40
-    assert parallel_ == serial
+    assert parallel_ == serial == run([log, copy], workers=1, explain=3)
 
 
 def test_chunks_of_a_file_changed_under_the_workers_are_sent_to_them(logs, tiny_chunks,
                                                                      monkeypatch):
     """Workers read plain files' chunks themselves; where the bytes are no longer the ones
     the main process read (rotated, truncated, rewritten), they get them from it instead."""
-    serial = run(logs, workers=1, explain=3)
+    serial = run(logs, workers=LINES, explain=3)
     real_pread = parallel.os.pread
     spans = []
     main = os.getpid()
@@ -280,7 +300,7 @@ def test_a_file_changed_here_too_is_left_with_a_warning(logs, tiny_chunks, monke
     """Where the main process no longer finds a chunk's bytes either (truncated, rewritten),
     the file is left there, and the run says so: the books balance, the other files read."""
     whole = run(logs, workers=2)[0]
-    monkeypatch.setattr(parallel._PlainFile, "read_fd", staticmethod(lambda fd, span: None))
+    monkeypatch.setattr(chunkwork.PlainFile, "read_fd", staticmethod(lambda fd, span: None))
     summary = run(logs, workers=2)[0]
     plain = [str(p) for p in logs if p.suffix != ".gz"]
     assert [w.split(":")[0] for w in summary["warnings"]] == plain
@@ -305,6 +325,52 @@ def test_small_files_are_parsed_in_process(logs):
                         filters=FilterChain([]), workers=2)
     pipeline.run()
     assert pipeline._workers.files == 0 and counters.lines_read == 6000
+
+
+def test_one_worker_reads_big_files_by_chunks_in_the_main_process(logs, tiny_chunks,
+                                                                   monkeypatch):
+    """--workers 1 (one core): big files go through the workers' chunk path (sieve, events
+    made column by column), but here, with no process forked."""
+    examined = []
+    real = chunkwork.examine_chunk
+
+    def examine_chunk(*args, **kwargs):
+        examined.append((os.getpid(), len(parallel_children())))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(chunkwork, "examine_chunk", examine_chunk)
+    summary, events, _ = run(logs, workers=1)
+    assert len(examined) > 100 and set(examined) == {(os.getpid(), 0)}
+    assert {e.origin.source for e in events} == {str(p) for p in logs}
+    assert all(e.origin.lineno > 0 for e in events)
+
+
+def test_a_small_file_after_a_big_one_is_read_as_ever(tmp_path, monkeypatch):
+    """Reading a big file in-process as a worker would leaves nothing of a worker behind: a
+    small file read line by line after it counts and explains its malformed lines, its events
+    know their lines, user agents are classified as ever."""
+    from importer import useragents
+
+    big, small = tmp_path / "big.log", tmp_path / "small.log"
+    big.write_text("\n".join(generate(4000, "combined", seed=8)) + "\n")
+    small.write_bytes(combined_bytes(500, seed=9))
+    monkeypatch.setattr(parallel, "MIN_BYTES", big.stat().st_size)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 20_000)
+    for explain in (0, 2):
+        serial = run([big, small], workers=LINES, explain=explain)
+        summary, events, rejects = run([big, small], workers=1, explain=explain)
+        assert (summary, events, rejects) == serial
+        assert summary["malformed"] > 5 and len(summary["malformed_samples"]) == 5
+        assert all(s.startswith(f"{small}:") and "fails at column" in s
+                   for s in summary["malformed_samples"])
+        assert {e.origin.source for e in events} == {str(big), str(small)}
+    assert useragents.classifier.found is None and useragents.classifier.on_miss is None
+    counters = Counters()
+    pipeline = Pipeline(inputs=[str(big)], builder=EventBuilder("example.com"),
+                        sink=Recorder(counters), counters=counters)
+    pipeline.run()
+    assert pipeline._workers.files == 1
+    assert "_malformed" not in vars(pipeline) and pipeline.origins
 
 
 def test_chunks_split_lines_as_lines_does(logs):
@@ -451,13 +517,15 @@ def test_a_worker_looks_at_the_news_every_few_misses(monkeypatch):
     assert "theirs" not in detected and len(detected) == learning.LOOK_EVERY - 1
 
 
-def test_a_stop_request_ends_the_run_with_the_books_balanced(logs, tiny_chunks):
+@pytest.mark.parametrize("workers", [2, 1])
+def test_a_stop_request_ends_the_run_with_the_books_balanced(logs, tiny_chunks, workers):
     """Ctrl-C or a fatal delivery error sets `stop_requested`: the workers' chunks still in
-    flight are dropped (a rerun reads them), and every line counted is in a bucket."""
+    flight are dropped (a rerun reads them), in-process the chunk being read is finished, and
+    every line counted is in a bucket."""
     counters = Counters()
     pipeline = Pipeline(inputs=[str(logs[1])], builder=EventBuilder("example.com"),
                         sink=Recorder(counters), counters=counters,
-                        filters=FilterChain([]), workers=2)
+                        filters=FilterChain([]), workers=workers)
 
     class Stopping(Recorder):
         def submit(self, event: Event) -> None:
