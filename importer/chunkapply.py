@@ -15,7 +15,7 @@ from parsers.base import Parser
 from .chunkwork import BEGIN, END, KEY, NUMBER, TEXT, TIME, WIRE, FileInfo
 from .events import Event, Origin
 from .sources import Chunk, Line, Source, Span
-from .summary import merge
+from .summary import merge, show_progress
 
 if TYPE_CHECKING:
     from .cursor import Cursor
@@ -41,13 +41,9 @@ class Applier:
                         cursor is not None, bool(pipeline.counters.explain), path, slim,
                         parser.headers)
 
-    def _progress(self, bar, source: Source, last_position: int) -> int:
+    def _progress(self, bar, source: Source, shown: int) -> int:
         """The bar moved on to where `source` was read to, which is returned."""
-        bar.update(source.position - last_position)
-        elapsed = bar.format_dict["elapsed"] or 1e-9
-        bar.set_postfix_str(f"{self.pipeline.counters.lines_read / elapsed:,.0f} lines/s",
-                            refresh=False)
-        return source.position
+        return show_progress(bar, source.position, shown, self.pipeline.counters.lines_read)
 
     def _apply(self, source: Source, chunk: Chunk | Span, result: tuple,
                cursor: Cursor | None) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from functools import partial
 from operator import attrgetter
@@ -55,9 +55,12 @@ class Examiner:
     while `posing()`: malformed lines kept for the main process to count in order, events made
     without origins (the main process makes them again with their line numbers)."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.malformed = Malformed()
+    def __init__(self, pipeline: Pipeline, in_process: bool = False) -> None:
+        """`in_process`: examining in the main process, whose counters the examination counts
+        into (no difference to send, and only the summary's missing samples explained)."""
+        self.pipeline, self.in_process = pipeline, in_process
+        samples = pipeline.counters.malformed_samples
+        self.malformed = Malformed(samples.__len__ if in_process else None)
         self.current, self.parser, self.file = 0, None, PlainFile()
         self.sieve = Sieve.of(pipeline.filters, pipeline.counters.explain)
         self.events = EventColumns.of(pipeline.builder, pipeline.checkpoint, pipeline.prepare) \
@@ -67,6 +70,9 @@ class Examiner:
 
     @contextlib.contextmanager
     def posing(self) -> Iterator[None]:
+        """The pipeline as a chunk's examination needs it, then as it was: its `_malformed`
+        is this examiner's while posing (an instance attribute hiding the method; deleted
+        after, unless the pipeline had one of its own), its events made without origins."""
         pipeline = self.pipeline
         own = vars(pipeline).get("_malformed"), pipeline.origins
         pipeline._malformed, pipeline.origins = self.malformed, False
@@ -100,7 +106,7 @@ class Examiner:
             with contextlib.suppress(ParseError, SkipLine, ValueError):
                 parser.parse(text)
         examined = examine_chunk(pipeline, parser, info, chunk, self.malformed, self.sieve,
-                                 self.events)
+                                 self.events, delta=not self.in_process)
         if info.slim and examined[0]:
             columns = examined[0]
             texts = columns[TEXT] if info.texts else None
@@ -116,13 +122,15 @@ class Examiner:
 
 def examine_chunk(pipeline: Pipeline, parser: Parser, info: FileInfo, chunk: Chunk,
                    malformed: Malformed, sieve: Sieve | None,
-                   events: EventColumns | None = None) -> tuple:
+                   events: EventColumns | None = None, delta: bool = True) -> tuple:
     """A chunk's lines: those the sieve decides counted at once, those every filter let
     through made into events together (`events`) where they can be, the others examined one
-    by one (with where each begins); (candidates as columns, counter delta, malformed lines,
-    lines)."""
+    by one (with where each begins); (candidates as columns, counter delta (empty without
+    `delta`: the counters are the run's own), malformed lines, lines)."""
     counters = pipeline.counters
-    before = snapshot(counters)
+    # Only a worker's counters are a copy. The run's own are not read here while the sending
+    # thread may add to them (it would change a dict under `snapshot`'s walk).
+    before = snapshot(counters) if delta else None
     source = Source(info.name, None)
     examine, keyed, texts = pipeline._examine, info.keyed, info.texts
     interned: dict = {}  # repeated strings and header lines pickle once per chunk
@@ -154,7 +162,8 @@ def examine_chunk(pipeline: Pipeline, parser: Parser, info: FileInfo, chunk: Chu
     for i, wire in enumerate(wires):  # its header lines repeat as much as user agents do
         if wire is not None:
             wires[i] = (wire[0], [intern(h, h) for h in wire[1]])
-    return columns, difference(before, counters), malformed.take(), lines
+    return columns, {} if before is None else difference(before, counters), \
+        malformed.take(), lines
 
 
 def _together(made: tuple, columns: list[list], texts: bool) -> list[list]:
@@ -182,15 +191,18 @@ def _streamed(chunk: Chunk) -> Iterator[tuple[Line, int, None]]:
 class Malformed:
     """An examiner's `Pipeline._malformed`: the lines go to the main process's, which counts
     them and writes --rejects in order. Which ones the summary explains depends on the lines
-    before them in other chunks, so each chunk's first few come explained."""
+    before them in other chunks, so each chunk's first few come explained: all it may show,
+    or (`shown`: how many the summary shows already, in the main process) the rest."""
 
-    def __init__(self) -> None:
+    def __init__(self, shown: Callable[[], int] | None = None) -> None:
         self.lines: list[tuple[int, str, str, str | None]] = []
         self.explained = 0
+        self.shown = shown
 
     def __call__(self, source: Source, line: Line, reason: str, explain=None) -> None:
         explained = None
-        if explain is not None and self.explained < MALFORMED_SHOWN:
+        wanted = MALFORMED_SHOWN - (self.shown() if self.shown is not None else 0)
+        if explain is not None and self.explained < wanted:
             explained = explain()
             self.explained += 1
         self.lines.append((line.lineno, line.text, reason, explained))

@@ -26,7 +26,7 @@ from .follow import Follower
 from .parallel import runner
 from .sources import Line, Source, expand_inputs, open_source
 from .state import Checkpoint
-from .summary import MALFORMED_SHOWN, Counters
+from .summary import MALFORMED_SHOWN, Counters, show_progress
 from .transform import EventBuilder, MalformedRecord
 
 
@@ -66,8 +66,9 @@ class Pipeline:
     # Per-event work for the sink that may be done ahead, in the parse workers when there are
     # some (delivery.encode_request: the request's body and headers).
     prepare: Callable[[Event], None] | None = None
-    # Whether events remember their line (Event.origin): not in the parse workers, whose
-    # events the main process makes again, with their line numbers in the file.
+    # Whether events remember their line (Event.origin): not where chunks are examined (the
+    # parse workers, or this process with --workers 1), whose events are made again, with
+    # their line numbers in the file (importer/chunkapply.py).
     origins: bool = True
 
     def run(self) -> Counters:
@@ -175,10 +176,8 @@ class Pipeline:
             if keyed:
                 cursor.advance(line.end, line.lineno)
             if bar is not None and counters.lines_read % 2000 == 0:
-                bar.update(source.position - last_position)
-                last_position = source.position
-                elapsed = bar.format_dict["elapsed"] or 1e-9
-                bar.set_postfix_str(f"{counters.lines_read / elapsed:,.0f} lines/s", refresh=False)
+                last_position = show_progress(bar, source.position, last_position,
+                                              counters.lines_read)
             if self.stop_requested:
                 break
         if bar is not None:
@@ -186,8 +185,9 @@ class Pipeline:
 
     def _examine(self, source: Source, line: Line, parser: Parser, keyed: bool,
                  row: object = None) -> tuple[Event, bytes, float | None] | None:
-        """Parse, filter, build: the per-line work that needs no run-wide state, which worker
-        processes do for big files (parallel.py). Counts a line that ends here; returns
+        """Parse, filter, build: the per-line work that needs no run-wide state, which the
+        examination of a big file's chunks does too (importer/chunkwork.py, in the worker
+        processes or, with --workers 1, here). Counts a line that ends here; returns
         (event, dedupe key, time) for one that may become an event. `row`: the line's
         item in a table (parsers/columns.py) whose fields every filter let through
         (importer/bulk.py): its record is made from it, and not filtered again."""

@@ -30,6 +30,8 @@ MAGIC = {
 # written: it is left for the next run instead of being parsed half-written.
 STILL_WRITING_S = 300
 MAX_LINE = 16 * 1024 * 1024  # longer "lines" are cut and reported as malformed downstream
+# What a damaged compressed stream raises on a read.
+DAMAGED = (EOFError, OSError, zlib.error, lzma.LZMAError)
 CHUNK_SIZE = 1 << 20  # bytes read at a time: lines are split and decoded a chunk at a time
 TAIL = 64  # the last bytes of a `Span`, as read when it was found
 WINDOW = 1 << 14  # bytes read back from a block's end at a time to find its last newline
@@ -181,7 +183,7 @@ class Source:
         with open(self.path, "rb") as raw:
             try:
                 return _decompressor(raw, self.compression).read(size)
-            except (EOFError, OSError, zlib.error, lzma.LZMAError):
+            except DAMAGED:
                 return b""
 
     def _read(self, raw: BinaryIO, stream: BinaryIO, start: int, known_lineno: int | None,
@@ -200,12 +202,11 @@ class Source:
         pending: list[bytes] = []  # the start of a line whose newline is not read yet
         waiting = 0  # its length, at most MAX_LINE
         dropped = 0  # the bytes of a line past MAX_LINE: read, counted and dropped
+        blocks = _blocks(stream, size)
         while True:
             try:
-                # read1: one read of the underlying stream, so a damaged stream loses nothing
-                # that was decompressed before the damage.
-                block = stream.read1(size)
-            except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+                block = next(blocks, b"")
+            except DAMAGED as exc:
                 self.warning = f"{self.compression} stream is damaged after byte {offset} " \
                                f"({exc.__class__.__name__}: {exc}); kept the lines before it"
                 return
@@ -345,6 +346,32 @@ def _skip(stream: BinaryIO, count: int) -> tuple[int, int]:
         done += len(chunk)
         lines += chunk.count(b"\n")
     return done, lines
+
+
+def _blocks(stream: BinaryIO, size: int) -> Iterator[bytes]:
+    """The stream's bytes in blocks of `size` (the last one shorter), each gathered from as
+    many reads of the underlying stream as it takes: a gzip or xz stream gives ~64 KiB a read,
+    and chunks that small would cost their bulk reading (importer/parallel.py) more than the
+    per-line path. Each read is one read of the underlying stream (read1), so a damaged
+    stream raises only once every byte decompressed before the damage was given."""
+    while True:
+        parts, got, damage = [], 0, None
+        while got < size:
+            try:
+                block = stream.read1(size - got)
+            except DAMAGED as exc:
+                damage = exc
+                break
+            if not block:
+                break
+            parts.append(block)
+            got += len(block)
+        if parts:
+            yield b"".join(parts)
+        if damage is not None:
+            raise damage
+        if got < size:
+            return
 
 
 def _count_lines(stream: BinaryIO, end: int) -> int:

@@ -136,6 +136,15 @@ class Counters:
 
 # -- what a parse worker counted, as a difference, added in the main process (parallel.py) --
 
+def show_progress(bar, position: int, shown: int, lines_read: int) -> int:
+    """The progress bar moved on from `shown` to `position` (bytes read, which is returned),
+    with the lines read a second so far."""
+    bar.update(position - shown)
+    elapsed = bar.format_dict["elapsed"] or 1e-9
+    bar.set_postfix_str(f"{lines_read / elapsed:,.0f} lines/s", refresh=False)
+    return position
+
+
 def snapshot(counters: Counters) -> dict:
     state = {}
     for f in fields(counters):

@@ -204,6 +204,18 @@ def test_truncated_archive_keeps_what_was_read_and_goes_on(tmp_path, capsys, kin
     assert any(f"{cut}: {kind} stream is damaged" in w for w in summary["warnings"])
 
 
+@pytest.mark.parametrize("kind", sorted(COMPRESSORS))
+def test_compressed_chunks_are_as_big_as_asked(tmp_path, kind):
+    """A decompressor gives ~64 KiB a read (gzip, xz): a chunk gathers reads up to its size,
+    or the bulk reading of big files would pay its fixed costs every 64 KiB."""
+    text = "".join(f"{LINE.replace('/a?b=c', f'/page{i}')}\n" for i in range(20_000)).encode()
+    path = tmp_path / "access.log.1"
+    path.write_bytes(COMPRESSORS[kind](text))
+    chunks = list(open_source(str(path)).chunks(size=1 << 20))
+    assert b"".join(chunk.data for chunk in chunks) == text
+    assert all(len(chunk.data) > (1 << 20) - len(LINE) - 20 for chunk in chunks[:-1])
+
+
 def test_unfinished_last_line_of_a_file_being_written_is_left(tmp_path, capsys):
     path = tmp_path / "access.log"
     path.write_text(LINE + "\n" + LINE[:40])
