@@ -92,10 +92,7 @@ class Examiner:
         whose bytes changed."""
         pipeline = self.pipeline
         if info.seq != self.current:
-            self.parser = pipeline._parser_for(
-                [Line(n, 0, text) for n, text in enumerate(info.head, 1)])
-            self.current = info.seq
-            self.file.open(info.path)
+            self.open(info)
         if isinstance(chunk, Span):
             data = self.file.read(chunk)
             if data is None:
@@ -115,6 +112,15 @@ class Examiner:
         if info.headers:
             scan_headers(chunk.data, found)
         return (seq, *examined, tuple(found.values()))
+
+    def open(self, info: FileInfo, parser: Parser | None = None) -> None:
+        """The file of `info` from now on: its parser (`parser`, the main process's own when
+        examining there, or one made on the first lines the main process detected it on)
+        and the descriptor its `Span`s are read from."""
+        self.parser = parser or self.pipeline._parser_for(
+            [Line(n, 0, text) for n, text in enumerate(info.head, 1)])
+        self.current = info.seq
+        self.file.open(info.path)
 
     def close(self) -> None:
         self.file.close()

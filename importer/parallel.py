@@ -110,6 +110,7 @@ class InProcess(Applier):
             self._examiner = Examiner(self.pipeline, in_process=True)
         examine, pipeline = self._examiner, self.pipeline
         info = self._info(source, head, cursor, parser, None)
+        examine.open(info, parser)  # the file's format, as detected here
         known: dict[str, str] = {}  # the header lines in force (W3C, CloudFront)
         for line in head if info.headers else ():
             if line.end <= start:
@@ -317,6 +318,7 @@ class Workers(Applier):
             if me != sender:
                 other.news.put(learned)
         _classifier().learn(learned)
+
 
 def _serve(pipeline: Pipeline, tasks, news, results, me: int) -> None:
     """A worker's loop: chunks in; (seq, candidates, counter delta, malformed lines, line
