@@ -93,11 +93,7 @@ class EventColumns:
                             BadAddress)
         else:
             peers, known = col["client_ip"], self._addresses
-            fresh = set(peers).difference(known)
-            if len(known) + len(fresh) > CACHE_LIMIT:
-                known.clear()
-                fresh = set(peers)
-            own = resolver.own(fresh)  # at once, not one by one
+            own = resolver.own(_missing(known, peers))  # at once, not one by one
             known.update(zip(own, own, strict=True))
             ips = _each(lambda key: resolver.address(key, None), peers, refused, BadAddress,
                         known=known)
@@ -199,12 +195,9 @@ class EventColumns:
             if len(self._values) >= _MAX_CACHES:
                 self._values.clear()
             cache = self._values[derived] = {}
-        missing = distinct.difference(cache)
+        missing = _missing(cache, distinct)
         if not missing:
             return list(map(cache.__getitem__, keys))
-        if len(cache) + len(missing) > CACHE_LIMIT:
-            cache.clear()
-            missing = distinct
         listed = list(missing)
         try:  # the usual: every one converts
             cache.update(zip(listed, map(value, listed) if one else starmap(value, listed),
@@ -254,12 +247,8 @@ def _each(function: Callable[[Hashable], object], keys: Iterable[Hashable], refu
     to `refused` (their value: _FAILED; not added to `known`)."""
     keys = list(keys)
     answers = {} if known is None else known
-    missing = set(keys).difference(answers)
-    if len(answers) + len(missing) > CACHE_LIMIT:  # kept: at most a chunk's, or the limit
-        answers.clear()
-        missing = set(keys)
     failed = set()
-    for key in missing:
+    for key in _missing(answers, keys):
         try:
             answer = function(key)
         except errors:
@@ -273,3 +262,15 @@ def _each(function: Callable[[Hashable], object], keys: Iterable[Hashable], refu
     values = [_FAILED if key in failed else answers[key] for key in keys]
     refused.update(i for i, value in enumerate(values) if value is _FAILED)
     return values
+
+
+def _missing(known: dict, keys: Iterable[Hashable]) -> set:
+    """The distinct `keys` that `known` (kept from chunk to chunk) lacks; all of them, once
+    it is emptied, where adding them would take it past CACHE_LIMIT: it holds at most the
+    limit, or one chunk's keys."""
+    distinct = set(keys)
+    missing = distinct.difference(known)
+    if len(known) + len(missing) > CACHE_LIMIT:
+        known.clear()
+        return distinct
+    return missing
