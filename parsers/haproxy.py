@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from . import layouts
 from .base import LogRecord
 from .formatstring import (
-    _QUOTED,
     CLF,
     EPOCH,
     FAMILIES,
@@ -70,7 +70,7 @@ def _field(m: re.Match, quoted: bool) -> str | Field | list[str | Field]:
         return Field(_CAPTURES[name], "fields", r"(?:\{[^}]*\}" + (r"\s+)?" if space else ")?"))
     quote = "+Q" in flags
     target, kind = VARIABLES.get(name, ("fields", WORD))
-    field = Field(name, target, _QUOTED if quote or quoted else kind.pattern)
+    field = Field(name, target, layouts.QUOTED if quote or quoted else kind.pattern)
     return ['"', field, '"'] if quote else field
 
 

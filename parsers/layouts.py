@@ -8,13 +8,20 @@ that never reads a table (a small file, read in-process) does not load pyarrow.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'  # a quoted value's pattern (escapes allowed)
+PLAIN_QUOTED = '[^"]*'  # a quoted value's pattern on a line without a backslash (no escapes)
 # The patterns a column's text fits without a look at it, in a chunk without other white
 # space than the delimiter: any text between quotes that holds none, any unquoted one.
-PLAIN_QUOTED = '[^"]*'  # a quoted value's pattern on a line without a backslash (no escapes)
 _FREE = {True: PLAIN_QUOTED, False: r"\S*"}
+
+
+def plain(pattern: str) -> str:
+    """`pattern` for a line without a backslash, where a quoted value cannot hold an escape:
+    `[^"]*` is a single-character scan in `re`, about twice as fast on a whole line."""
+    return pattern.replace(QUOTED, PLAIN_QUOTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +63,11 @@ _MORE = object()  # in a column: the rest of the value of the field before it
 _TEXT_REFUSE = b"\\\t\x0b\x0c\x1c\x1d\x1e\x1f"
 
 
-def text_layout(parts: Sequence, plain: Callable[[str], str]) -> Layout | None:
+def text_layout(parts: Sequence) -> Layout | None:
     """The layout of a format string's parts (literal text, and fields with a `pattern` and
     `spaces`: how many single spaces an unquoted value holds, None if that varies), sources
-    numbered from 1; `plain(pattern)`: the pattern the per-line regex uses on a line without
-    a backslash. None if the lines of this format are not columns apart by single spaces,
+    numbered from 1, each read with the pattern the per-line regex uses on a line without a
+    backslash (`plain`). None if the lines of this format are not columns apart by single spaces,
     each holding one field (or the part of one), in quotes or with literal text around."""
     columns: list[list] = [[]]
     for part in parts:
@@ -112,7 +119,7 @@ def text_layout(parts: Sequence, plain: Callable[[str], str]) -> Layout | None:
             pattern == _FREE[quotes] and not prefix and not suffix and count == 1,
             pattern == r"-|\d+" and not quotes,
             None if quotes or prefix or suffix or pattern != value.pattern
-            else getattr(value, "sure", None))
+            else value.sure)
     return Layout(" ", tuple(quoted), literals, places, _TEXT_REFUSE)
 
 

@@ -80,8 +80,8 @@ class TimeParser:
             value += second
         else:
             value = self._cached(text, self._parse_clf)
-        if not FIRST_SECOND <= value <= LAST_SECOND:
-            raise ValueError(f"timestamp out of range {text!r}")
+        if not FIRST_SECOND <= value <= LAST_SECOND:  # `bounded`, its message made only if needed
+            bounded(value, text)
         stamps = self.clf_stamps
         if len(stamps) >= CACHE_LIMIT:  # `remember`, inline: most stamps are new
             stamps.clear()
