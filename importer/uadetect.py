@@ -160,10 +160,15 @@ def _checked_only(parser_class: type[BaseClientParser]) -> bool:
     words) is false and there are no client hints: it walks its list only if it is true, and
     the rest of its parse (version, details) has nothing to work on. Read off which methods
     it has of its own: a parser with its own parsing or check is parsed."""
-    base = BaseClientParser
-    return all(getattr(parser_class, method) is getattr(base, method) for method in (
-        "__init__", "parse", "_parse", "extract_version", "set_details",
-        "set_data_from_client_hints", "_set_data_from_field", "name", "check_all_regexes"))
+    return _inherits(parser_class, "__init__", "parse", "_parse", "extract_version",
+                     "set_details", "set_data_from_client_hints", "_set_data_from_field",
+                     "name", "check_all_regexes")
+
+
+def _inherits(parser_class: type[BaseClientParser], *methods: str) -> bool:
+    """Whether each of these methods of `parser_class` is BaseClientParser's own."""
+    return all(getattr(parser_class, method) is getattr(BaseClientParser, method)
+               for method in methods)
 
 
 def _skipped(parser_class: type[BaseClientParser], ua: str, lowered: str) -> bool:
@@ -233,11 +238,9 @@ def _named_by_its_regex(parser_class: type[BaseClientParser]) -> bool:
     name and type from the regex that matched (and the app details of the name) and from
     nothing its `parse` does after `_parse`: its version and the browser's engine (all that
     Browser.set_details adds) do not change them. Read off which methods it has of its own."""
-    base = BaseClientParser
-    return parser_class.set_details in (base.set_details, _Browser.set_details) and all(
-        getattr(parser_class, method) is getattr(base, method) for method in (
-            "__init__", "parse", "_parse", "extract_version", "_set_data_from_field", "name",
-            "dtype"))
+    return parser_class.set_details in (BaseClientParser.set_details, _Browser.set_details) \
+        and _inherits(parser_class, "__init__", "parse", "_parse", "extract_version",
+                      "_set_data_from_field", "name", "dtype")
 
 
 class _KindDetector(_Detector):

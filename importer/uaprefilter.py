@@ -488,7 +488,10 @@ def attached(name: str) -> dict:
 
 def index_of(parser_class: type[Parser]) -> Index | None:
     """The index of `parser_class`'s list (None: it has none) for ASCII user agents."""
-    files = tuple(parser_class.fixture_files)
+    return _index(tuple(parser_class.fixture_files))
+
+
+def _index(files: tuple[str, ...]) -> Index | None:
     return _lists(group(files)).indexes.get(files)
 
 
@@ -497,7 +500,7 @@ def _indexed_regex_list(parser: RegexLoader):
     files = parser.fixture_files
     ua = parser.user_agent
     # With client hints, Device._parse searches the hinted model too, not only the UA.
-    index = _lists(group(files)).indexes.get(files)
+    index = _index(files)
     if index is None or not ua.isascii() or getattr(parser, "client_hints", None) is not None:
         return regex_list(files)
     return index.candidates(ua.lower())

@@ -166,6 +166,10 @@ class UserAgentClassifier:
         if isinstance(answer, str) and isinstance(self._answers[value >> 1], UserAgentInfo):
             self._known[key] = value | 1
             return
+        self._store(key, answer, share)
+
+    def _store(self, key: bytes, answer: Answer, share: bool = True) -> None:
+        """Know `answer` for `key` (found out or used in this run), and pass it on if `share`."""
         self._known[key] = 2 * self._number(answer) + 1
         if share and self.found is not None:
             self.found.append((key, answer))
@@ -217,9 +221,7 @@ class UserAgentClassifier:
             answer = self._answer(key, value)
         else:  # found out here, and so far by nobody else: `_put` without its look-ups
             answer = self._detect(ua) if self.full_kinds else detect_kind(ua)
-            self._known[key] = 2 * self._number(answer) + 1
-            if self.found is not None:
-                self.found.append((key, answer))
+            self._store(key, answer)
         return answer if isinstance(answer, str) else answer.kind
 
     def classify_many(self, uas: Iterable[str]) -> dict[str, UserAgentInfo]:

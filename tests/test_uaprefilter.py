@@ -267,13 +267,14 @@ def test_a_file_that_cannot_be_kept_leaves_nothing_behind(monkeypatch, tmp_path)
 
 def test_the_saved_table_is_read_back_and_a_damaged_one_made_again(monkeypatch, tmp_path):
     before = kinds()
+    devices = uaprefilter._table(uaprefilter.DEVICES)  # not made again here: not looked at
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     clients = uaprefilter.CLIENTS
     path = uaprefilter.table_path(clients)
 
     def fresh(worked_out: bool) -> dict:
-        """The table as a new process reads it (and its indexes, made from it)."""
-        monkeypatch.setattr(uaprefilter, "_saved", {})
+        """The clients' table as a new process reads it (and its indexes, made from it)."""
+        monkeypatch.setattr(uaprefilter, "_saved", {uaprefilter.DEVICES: devices})
         monkeypatch.setattr(uaprefilter, "_shared", {})
         calls = []
         monkeypatch.setattr(uaprefilter, "needs", lambda p: calls.append(p) or needs(p))
