@@ -108,7 +108,8 @@ def _code_digest(module) -> str:
 # hundred): as lists of lists of strings they took ~17 MB in every process, and each worker
 # wrote to (so copied) the pages of those it read (reference counts).
 # 3: one table per group (a run that needs only kinds reads ~1/6 of it), led by its digest.
-TABLE_FORMAT = 3
+# 4: the digest in bytes, as every file `_keep` writes.
+TABLE_FORMAT = 4
 _saved: dict[str, dict[str, str]] = {}
 
 
@@ -120,29 +121,24 @@ def _table(name: str) -> dict[str, str]:
     if saved is None:
         path = table_path(name)
         try:
-            with open(path, encoding="utf-8") as f:
-                digest, _, text = f.read().partition("\n")
-            if digest != _digest(text):
-                raise ValueError("not as written")
-            saved = json.loads(text)
-        except (OSError, ValueError):
+            saved = json.loads(_kept(path))
+        except (TypeError, ValueError):  # none kept, or not as written
             saved = {pattern: json.dumps([[sorted(clause) for clause in alternative]
                                           for alternative in needs(pattern)])
                      for pattern in _patterns(name)}
-            text = json.dumps(saved)
-            _keep(path, f"{_digest(text)}\n{text}".encode())
+            _keep(path, json.dumps(saved).encode())
         _saved[name] = saved
     return saved
 
 
 def _keep(path: str, data: bytes) -> None:
-    """Write a file of the cache directory whole, or not at all (then it is worked out
-    again next time)."""
+    """Write a file of the cache directory whole, led by the digest of `data`, or not at all
+    (then it is worked out again next time)."""
     with contextlib.suppress(OSError):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with tempfile.NamedTemporaryFile("wb", dir=os.path.dirname(path), delete=False) as f:
             try:
-                f.write(data)
+                f.write(_digest(data) + data)
                 f.close()
                 os.replace(f.name, path)
             except OSError:  # a full disk: no half-written file left behind
@@ -150,8 +146,19 @@ def _keep(path: str, data: bytes) -> None:
                 raise
 
 
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+def _kept(path: str) -> bytes | None:
+    """What `_keep` wrote at `path`; None if there is none, or not as written (cut short,
+    changed)."""
+    try:
+        with open(path, "rb") as f:
+            digest, data = f.read(16), f.read()
+    except OSError:
+        return None
+    return data if digest == _digest(data) else None
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def _parsers() -> Iterator[type[Parser]]:
@@ -380,10 +387,10 @@ class _Lists:
                 key = (parser.__name__, tuple(parser.fixture_files))
                 found = _corasick_words(*key)
                 words[key] = frozenset(map(scan.number, found)) if found else None
-            _keep_layout(name, {
+            _keep(layout_path(name), marshal.dumps({
                 "needles": list(scan.numbers), "words": words,
                 "lists": {files: (len(lists[files]), *index.layout())
-                          for files, index in self.indexes.items()}})
+                          for files, index in self.indexes.items()}}))
         # (a parser class's name, its files) -> the numbers of its words (None: it has none, it
         # searches its list): by name, as device-detector finds a parser's words, so a class
         # made after these (uadetect's _Browser, "Browser") has them too
@@ -394,13 +401,12 @@ class _Lists:
 
 def _saved_layout(name: str, lists: dict[tuple[str, ...], list],
                   parsers: list[type[Parser]]) -> dict | None:
-    """The group's indexes as `_keep_layout` kept them (~1 ms to read, ~15 ms to make for the
+    """The group's indexes as `_Lists` kept them (~1 ms to read, ~15 ms to make for the
     clients' lists, ~85 ms for the devices'), if they were kept for these lists and parsers."""
+    data = _kept(layout_path(name))
+    if data is None:
+        return None
     try:
-        with open(layout_path(name), "rb") as f:
-            digest, data = f.read(16), f.read()
-        if digest != hashlib.blake2b(data, digest_size=16).digest():
-            return None
         saved = marshal.loads(data)
         kept = saved["lists"]
         if kept.keys() != lists.keys() or any(kept[files][0] != len(entries)
@@ -409,14 +415,9 @@ def _saved_layout(name: str, lists: dict[tuple[str, ...], list],
         if not all((parser.__name__, tuple(parser.fixture_files)) in saved["words"]
                    for parser in parsers):
             return None
-    except (OSError, ValueError, EOFError, TypeError, KeyError):
+    except (ValueError, EOFError, TypeError, KeyError):
         return None
     return saved
-
-
-def _keep_layout(name: str, layout: dict) -> None:
-    data = marshal.dumps(layout)
-    _keep(layout_path(name), hashlib.blake2b(data, digest_size=16).digest() + data)
 
 
 def _corasick_words(name: str, files: tuple[str, ...]) -> set[str]:

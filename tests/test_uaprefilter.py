@@ -282,8 +282,8 @@ def test_the_saved_table_is_read_back_and_a_damaged_one_made_again(monkeypatch, 
         assert bool(calls) == worked_out
         return table
 
-    made = assert_kept(path, fresh, before, lambda text: [
-        text.replace("firefox", "firefux", 1), text[: len(text) // 2], "{}"])
+    made = assert_kept(path, fresh, before, lambda data: [
+        data.replace(b"firefox", b"firefux", 1), data[: len(data) // 2], b"{}"])
     assert len(made) > 2000
 
 
@@ -326,15 +326,13 @@ def assert_kept(path: str, fresh: Callable[[bool], object], before: list[tuple],
     assert os.path.exists(path)
     assert fresh(False) == made
     assert kinds() == before
-    binary = path.endswith(".marshal")
-    mode, encoding = ("b", None) if binary else ("", "utf-8")
-    with open(path, "r" + mode, encoding=encoding) as f:
+    with open(path, "rb") as f:
         kept = f.read()
     for bad in damage(kept):
         assert bad != kept
-        with open(path, "w" + mode, encoding=encoding) as f:
+        with open(path, "wb") as f:
             f.write(bad)
         assert fresh(True) == made
-        with open(path, "r" + mode, encoding=encoding) as f:
+        with open(path, "rb") as f:
             assert f.read() == kept
     return made
